@@ -1,0 +1,33 @@
+# emorec: `make run` starts the app, `make test` runs the test suite. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The dataset the app opens first: $EMOREC_DATA, else CK+ beside the project when present, else ./data.
+EMOREC_DATA ?= $(if $(wildcard ../shared/data/ckplus),../shared/data/ckplus,data)
+export EMOREC_DATA
+
+.PHONY: run test install install-dev bench clean
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+run: install
+	$(PY) -m streamlit run app.py --server.port 8501
+
+test: install-dev
+	$(PY) -m pytest
+
+bench: install
+	$(PY) -m emorec bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

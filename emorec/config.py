@@ -1,0 +1,51 @@
+"""Configuration in one place: labels, folders and defaults shared by the package, the CLI and the app."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# The eight classes of the 2019 study, in the order of CK+'s Emotion codes 0..7.
+LABELS: tuple[str, ...] = (
+    "neutral",
+    "anger",
+    "contempt",
+    "disgust",
+    "fear",
+    "happiness",
+    "sadness",
+    "surprise",
+)
+EMOTIONS: tuple[str, ...] = LABELS[1:]  # the seven emotions, without neutral
+
+# Names people and datasets use for the canonical labels (matched case-insensitively).
+LABEL_ALIASES: dict[str, str] = {
+    "neutral": "neutral", "calm": "neutral",
+    "anger": "anger", "angry": "anger", "mad": "anger",
+    "contempt": "contempt", "contemptuous": "contempt",
+    "disgust": "disgust", "disgusted": "disgust",
+    "fear": "fear", "afraid": "fear", "scared": "fear", "fearful": "fear",
+    "happiness": "happiness", "happy": "happiness", "joy": "happiness",
+    "sadness": "sadness", "sad": "sadness",
+    "surprise": "surprise", "surprised": "surprise",
+}
+
+# FER2013's CSV codes 0..6.
+FER2013_CODES: tuple[str, ...] = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
+
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = Path(os.environ.get("EMOREC_MODELS", PROJECT_ROOT / "models"))
+# Face crops and other derived data live outside the repository.
+CACHE_DIR = Path(os.environ.get("EMOREC_CACHE", Path.home() / ".cache" / "emorec"))
+
+
+def default_data_dir() -> Path:
+    """The dataset folder the app and CLI start from: $EMOREC_DATA, else ./data."""
+    return Path(os.environ.get("EMOREC_DATA", "data"))
+
+
+SEED = 1337

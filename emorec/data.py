@@ -1,0 +1,295 @@
+"""Expression datasets as one manifest, subject-independent splits and dataset statistics.
+
+Three layouts people actually have are understood:
+
+1. class folders ``<root>/<class>/<file>`` (optionally one level of split folders above them,
+   such as FER2013's ``train/`` and ``validation/``); CK+ names ``S005_001_00000011.png`` give
+   subject, sequence and frame;
+2. the official CK+ distribution: ``cohn-kanade-images/S005/001/*.png`` with
+   ``Emotion/S005/001/S005_001_00000011_emotion.txt``;
+3. the FER2013 CSV (``emotion,pixels[,Usage]``).
+
+Every reader returns the same pandas DataFrame (see ``MANIFEST_COLUMNS``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+
+from emorec.config import FER2013_CODES, IMAGE_SUFFIXES, LABEL_ALIASES, LABELS, SEED
+
+MANIFEST_COLUMNS = ["path", "label", "subject", "sequence", "frame", "source", "split"]
+LAYOUTS = (
+    "class folders: <root>/<class>/<image> (optionally <root>/<split>/<class>/<image>)",
+    "official CK+: <root>/cohn-kanade-images/S005/001/*.png with <root>/Emotion/S005/001/*_emotion.txt",
+    "FER2013 CSV: a .csv file with the columns emotion,pixels[,Usage]",
+)
+SPLIT_NAMES = {"train", "training", "val", "valid", "validation", "test", "publictest", "privatetest"}
+CKPLUS_NAME = re.compile(r"^(S\d+)_(\d+)_(\d+)", re.IGNORECASE)
+
+
+class DatasetError(ValueError):
+    """A dataset folder or file that cannot be read; the message names the path and says why."""
+
+
+def canonical_label(name: str) -> str:
+    """Map a class name such as ``happy`` or ``Happiness`` to its canonical label."""
+    label = LABEL_ALIASES.get(name.strip().lower())
+    if label is None:
+        raise DatasetError(f"Unknown label {name!r}: expected one of {', '.join(LABELS)} (or an alias such as happy, angry, sad).")
+    return label
+
+
+def _manifest(rows: list[dict], where: Path) -> pd.DataFrame:
+    if not rows:
+        raise DatasetError(f"No labelled images found in {where}.")
+    frame = pd.DataFrame(rows)
+    for column in MANIFEST_COLUMNS:
+        if column not in frame:
+            frame[column] = None
+    ordered = MANIFEST_COLUMNS + [c for c in frame.columns if c not in MANIFEST_COLUMNS]
+    return frame[ordered].sort_values(["label", "path"], kind="stable").reset_index(drop=True)
+
+
+def parse_ckplus_name(name: str) -> tuple[str | None, int | None, int | None]:
+    """Subject, sequence and frame from a CK+ file name such as ``S005_001_00000011.png``."""
+    match = CKPLUS_NAME.match(name)
+    if not match:
+        return None, None, None
+    return match.group(1).upper(), int(match.group(2)), int(match.group(3))
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _class_folder_rows(root: Path, source: str, split: str | None) -> list[dict]:
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    unknown = [d.name for d in class_dirs if d.name.strip().lower() not in LABEL_ALIASES]
+    if unknown:
+        raise DatasetError(
+            f"{root}: folder names {', '.join(map(repr, unknown))} are not expression labels "
+            f"(expected {', '.join(LABELS)} or aliases such as happy, angry, sad)."
+        )
+    rows = []
+    for class_dir in class_dirs:
+        label = canonical_label(class_dir.name)
+        for path in _images_in(class_dir):
+            subject, sequence, frame = parse_ckplus_name(path.name)
+            rows.append(
+                dict(path=str(path), label=label, subject=subject, sequence=sequence,
+                     frame=frame, source=source, split=split)
+            )
+    return rows
+
+
+def read_class_folders(root: str | Path) -> pd.DataFrame:
+    """Layout 1: ``<root>/<class>/<image>``, or ``<root>/<split>/<class>/<image>``."""
+    root = Path(root)
+    subdirs = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    source = root.name
+    if subdirs and all(d.name.lower() in SPLIT_NAMES for d in subdirs):
+        rows = [row for d in sorted(subdirs) for row in _class_folder_rows(d, source, d.name)]
+    else:
+        rows = _class_folder_rows(root, source, None)
+    return _manifest(rows, root)
+
+
+def read_ckplus_official(root: str | Path, last_frames: int = 1, neutral: bool = True) -> pd.DataFrame:
+    """Layout 2: the CK+ distribution.
+
+    For every sequence with an Emotion file, its last ``last_frames`` frames (the peak is the last
+    frame); with ``neutral``, the first frame of every sequence, labelled or not, as neutral.
+    """
+    root = Path(root)
+    images_root, emotion_root = root / "cohn-kanade-images", root / "Emotion"
+    if not images_root.is_dir() or not emotion_root.is_dir():
+        raise DatasetError(f"{root} is not the CK+ layout: it needs cohn-kanade-images/ and Emotion/.")
+    rows = []
+    for sequence_dir in sorted(p for p in images_root.glob("*/*") if p.is_dir()):
+        frames = _images_in(sequence_dir)
+        if not frames:
+            continue
+        subject, sequence = sequence_dir.parent.name.upper(), int(sequence_dir.name)
+        base = dict(subject=subject, sequence=sequence, source="ckplus", split=None)
+        if neutral:
+            rows.append(dict(base, path=str(frames[0]), label="neutral", frame=parse_ckplus_name(frames[0].name)[2]))
+        emotion_files = list((emotion_root / sequence_dir.parent.name / sequence_dir.name).glob("*_emotion.txt"))
+        if not emotion_files:
+            continue
+        label = _read_emotion_code(emotion_files[0])
+        for path in frames[-last_frames:]:
+            rows.append(dict(base, path=str(path), label=label, frame=parse_ckplus_name(path.name)[2]))
+    return _manifest(rows, root)
+
+
+def _read_emotion_code(path: Path) -> str:
+    text = path.read_text(errors="replace").strip()
+    try:
+        code = int(float(text.split()[0]))
+        return LABELS[code]
+    except (ValueError, IndexError):
+        raise DatasetError(f"{path}: expected an emotion code 0..7, found {text[:40]!r}.") from None
+
+
+def read_fer2013_csv(path: str | Path) -> pd.DataFrame:
+    """Layout 3: the FER2013 CSV. Images stay in the ``pixels`` column (48x48 gray)."""
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, dtype={"pixels": str})
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise DatasetError(f"{path} is not a readable FER2013 CSV: {error}") from None
+    missing = {"emotion", "pixels"} - set(table.columns)
+    if missing:
+        raise DatasetError(f"{path} is not a FER2013 CSV: missing column(s) {', '.join(sorted(missing))}.")
+    codes = pd.to_numeric(table["emotion"], errors="coerce")
+    bad = table.index[~codes.isin(range(len(FER2013_CODES)))]
+    if len(bad):
+        raise DatasetError(f"{path}: emotion must be a code 0..6; row {bad[0] + 2} has {table['emotion'][bad[0]]!r}.")
+    rows = [
+        dict(path=f"{path}#{i}", label=FER2013_CODES[int(code)], source="fer2013",
+             split=table["Usage"][i] if "Usage" in table else None, pixels=table["pixels"][i])
+        for i, code in enumerate(codes)
+    ]
+    return _manifest(rows, path)
+
+
+def fer2013_pixels(pixels: str) -> np.ndarray:
+    """One FER2013 ``pixels`` string as a 48x48 uint8 image."""
+    values = np.array(pixels.split(), dtype=np.uint8)
+    if values.size != 48 * 48:
+        raise DatasetError(f"A FER2013 row has {values.size} pixels, expected 2304 (48x48).")
+    return values.reshape(48, 48)
+
+
+def load_dataset(where: str | Path) -> pd.DataFrame:
+    """Read any understood layout into a manifest, or raise ``DatasetError`` naming the path."""
+    where = Path(where)
+    if not where.exists():
+        raise DatasetError(f"{where} does not exist.")
+    if where.is_file():
+        if where.suffix.lower() == ".csv":
+            return read_fer2013_csv(where)
+        raise DatasetError(f"{where} is a file; expected a dataset folder or a FER2013 .csv.")
+    if (where / "cohn-kanade-images").is_dir():
+        return read_ckplus_official(where)
+    csvs = sorted(where.glob("*.csv"))
+    if not any(d.is_dir() for d in where.iterdir()):
+        if len(csvs) == 1:
+            return read_fer2013_csv(csvs[0])
+        raise DatasetError(f"{where} holds no dataset. Understood layouts:\n- " + "\n- ".join(LAYOUTS))
+    try:
+        return read_class_folders(where)
+    except DatasetError as error:
+        raise DatasetError(f"{error}\nUnderstood layouts:\n- " + "\n- ".join(LAYOUTS)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Subject-independent splits
+
+
+def groups_of(manifest: pd.DataFrame) -> pd.Series:
+    """The group of each row: its subject, or its own path when the subject is unknown (FER2013)."""
+    return manifest["subject"].where(manifest["subject"].notna(), manifest["path"])
+
+
+def subject_kfold(manifest: pd.DataFrame, n_splits: int = 10, seed: int = SEED) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Train/test row positions of k folds grouped by subject and stratified by label."""
+    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    yield from folds.split(manifest, manifest["label"], groups_of(manifest))
+
+
+def shared_subjects(train: pd.DataFrame, test: pd.DataFrame) -> set[str]:
+    """Subjects present on both sides of a split (empty for an honest split)."""
+    return set(train["subject"].dropna()) & set(test["subject"].dropna())
+
+
+def assert_subject_independent(train: pd.DataFrame, test: pd.DataFrame) -> None:
+    """Raise if any subject is on both sides: the leak that inflated the 2019 study's numbers."""
+    leaked = shared_subjects(train, test)
+    if leaked:
+        raise AssertionError(f"Subjects on both sides of the split: {', '.join(sorted(leaked))}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics
+
+
+def class_counts(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Images, sequences and subjects per class (and images per split, when the dataset has
+    splits), in canonical label order, with a total row."""
+    present = [label for label in LABELS if label in set(manifest["label"])]
+    sequences = manifest.dropna(subset=["subject", "sequence"]).drop_duplicates(["label", "subject", "sequence"])
+    table = pd.DataFrame(
+        {
+            "images": manifest.groupby("label").size(),
+            "sequences": sequences.groupby("label").size(),
+            "subjects": manifest.groupby("label")["subject"].nunique(),
+        }
+    )
+    if manifest["split"].notna().any():
+        table = table.join(pd.crosstab(manifest["label"], manifest["split"]).add_prefix("images in "))
+    table = table.reindex(present).fillna(0).astype(int)
+    table.loc["total"] = table.sum()
+    table.loc["total", "sequences"] = len(sequences.drop_duplicates(["subject", "sequence"]))
+    table.loc["total", "subjects"] = manifest["subject"].nunique()
+    table.index.name = "label"
+    return table
+
+
+def images_per_subject(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Images per subject and class (subjects as rows), for datasets that name subjects."""
+    known = manifest.dropna(subset=["subject"])
+    return pd.crosstab(known["subject"], known["label"]).reindex(columns=[l for l in LABELS if l in set(known["label"])])
+
+
+def image_sizes(manifest: pd.DataFrame) -> pd.DataFrame:
+    """How many images have each (width, height, mode), read from the file headers only."""
+    from PIL import Image
+
+    sizes = []
+    for path, pixels in zip(manifest["path"], manifest.get("pixels", pd.Series([None] * len(manifest)))):
+        if isinstance(pixels, str):
+            sizes.append((48, 48, "L"))
+            continue
+        try:
+            with Image.open(path) as image:
+                sizes.append((*image.size, image.mode))
+        except OSError:
+            sizes.append((None, None, "unreadable"))
+    table = pd.DataFrame(sizes, columns=["width", "height", "mode"])
+    return table.value_counts(dropna=False).rename("images").reset_index()
+
+
+def dataset_summary(manifest: pd.DataFrame) -> dict:
+    """Plain-JSON statistics of a training set, saved beside a model so the app can show them."""
+    counts = class_counts(manifest)
+    return {
+        "sources": sorted(str(s) for s in manifest["source"].dropna().unique()),
+        "images": int(len(manifest)),
+        "subjects": int(manifest["subject"].nunique()),
+        "per_class": {label: {k: int(v) for k, v in counts.loc[label].items()} for label in counts.index if label != "total"},
+    }
+
+
+def read_image(row: pd.Series) -> np.ndarray:
+    """The pixels of one manifest row as a uint8 array (gray or RGB), from its file or CSV pixels."""
+    from PIL import Image
+
+    if isinstance(row.get("pixels"), str):
+        return fer2013_pixels(row["pixels"])
+    with Image.open(row["path"]) as image:
+        return np.asarray(image.convert("L" if image.mode in ("L", "I;16", "I") else "RGB"))
+
+
+def sample_rows(manifest: pd.DataFrame, per_class: int, seed: int = SEED) -> pd.DataFrame:
+    """Up to ``per_class`` random rows of each class, in canonical label order (for sample grids)."""
+    picked = manifest.sample(frac=1.0, random_state=seed).groupby("label").head(per_class)
+    order = {label: i for i, label in enumerate(LABELS)}
+    return picked.sort_values("label", key=lambda labels: labels.map(order), kind="stable")
