@@ -1,8 +1,8 @@
 """Dataset: statistics of an expression dataset, or of the data the shipped models learned from."""
 
-from pathlib import Path
+import emorec  # noqa: F401  (first: see emorec/__init__.py)
 
-import emorec  # noqa: F401
+from pathlib import Path
 import pandas as pd
 import plotly.express as px
 import streamlit as st

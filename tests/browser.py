@@ -1,0 +1,86 @@
+"""Helpers for browser tests: the app served by a real Streamlit server, driven by Playwright in
+Debian's headless Chromium (no browser download)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+]
+
+
+def chromium_path() -> str:
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.skip("needs Debian's chromium (apt-get install chromium; .ci/run installs it)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_app(data_dir: Path, log_path: Path):
+    """Serve app.py on a free port until the block ends; yields (url, log_path)."""
+    port = free_port()
+    env = {**os.environ, "EMOREC_DATA": str(data_dir)}
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + 90
+            while True:
+                try:
+                    if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                        break
+                except OSError:
+                    if server.poll() is not None or time.time() > deadline:
+                        raise RuntimeError(f"the app did not start:\n{log_path.read_text()[-3000:]}")
+                    time.sleep(0.5)
+            yield url
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+@contextmanager
+def browser_page():
+    """A Playwright page in headless Chromium that records console errors in ``page.errors``."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.errors = []
+        page.on("pageerror", lambda error: page.errors.append(str(error)))
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def server_errors(log_path: Path) -> list[str]:
+    """Lines of the server log that show an exception."""
+    return [line for line in log_path.read_text().splitlines() if "Traceback" in line or "Error" in line]
