@@ -49,3 +49,11 @@ def default_data_dir() -> Path:
 
 
 SEED = 1337
+
+
+class FaceDefaults:
+    """Face detection and cropping settings shared by training, evaluation, prediction and the app."""
+
+    min_face = 0.2  # smallest face to find: 20 % of the image's shorter side (Classify offers smaller)
+    min_score = 0.85  # MTCNN confidence below which a detection is dropped
+    margin = 0.15  # context around the box, as a fraction of its height

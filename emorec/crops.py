@@ -1,0 +1,97 @@
+"""Detect the faces of a whole dataset once and keep the result in a cache outside the repo.
+
+Detections (boxes, scores, landmarks) are cached, not pixels: one JSON file per image, keyed by a
+hash of the image's bytes and the detector's settings, written atomically, so ``prepare`` can be
+interrupted and resumed and a renamed file is not detected twice. Crops for any input size are
+then cut from the cached detections with ``faces.align_crop`` in about a millisecond.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from emorec.config import CACHE_DIR, LABELS, FaceDefaults
+from emorec.data import read_image
+from emorec.faces import Face, FaceDetector, align_crop, main_face
+from emorec.images import ImageError, load_image, to_model_input
+
+
+def _key(row: pd.Series, settings: dict) -> str:
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode())
+    if isinstance(row.get("pixels"), str):
+        digest.update(row["pixels"].encode())
+    else:
+        digest.update(Path(row["path"]).read_bytes())
+    return digest.hexdigest()
+
+
+def _load_rgb(row: pd.Series) -> np.ndarray:
+    return load_image(read_image(row)) if isinstance(row.get("pixels"), str) else load_image(row["path"])
+
+
+def detect_dataset(manifest: pd.DataFrame, detector: FaceDetector, cache_dir: Path = CACHE_DIR / "faces",
+                   progress: Callable[[Iterable], Iterable] = iter) -> pd.DataFrame:
+    """The manifest with ``faces`` (list of ``Face``), ``n_faces`` and ``error`` columns; images
+    already in the cache are not detected again. ``progress`` wraps the row iterator (e.g. tqdm)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    settings = detector.settings()
+    faces_column, errors = [], []
+    for _, row in progress(list(manifest.iterrows())):
+        try:
+            path = cache_dir / f"{_key(row, settings)}.json"
+            if path.exists():
+                faces = [Face.from_dict(d) for d in json.loads(path.read_text())]
+            else:
+                faces = detector.detect(_load_rgb(row))
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps([f.to_dict() for f in faces]))
+                os.replace(tmp, path)
+            faces_column.append(faces)
+            errors.append(None)
+        except (ImageError, OSError) as error:
+            faces_column.append([])
+            errors.append(str(error))
+    result = manifest.copy()
+    result["faces"] = faces_column
+    result["n_faces"] = [len(f) for f in faces_column]
+    result["error"] = errors
+    return result
+
+
+def detection_report(detections: pd.DataFrame) -> pd.DataFrame:
+    """Per class: images, how many have exactly one, no or several faces, and the detection rate."""
+    table = pd.DataFrame(
+        {
+            "images": detections.groupby("label").size(),
+            "one face": detections[detections["n_faces"] == 1].groupby("label").size(),
+            "no face": detections[detections["n_faces"] == 0].groupby("label").size(),
+            "several": detections[detections["n_faces"] > 1].groupby("label").size(),
+        }
+    ).reindex([l for l in LABELS if l in set(detections["label"])]).fillna(0).astype(int)
+    table.loc["total"] = table.sum()
+    table["detection rate"] = ((table["images"] - table["no face"]) / table["images"]).round(4)
+    table.index.name = "label"
+    return table
+
+
+def model_inputs(detections: pd.DataFrame, input_shape: tuple[int, int, int], face_crop: bool,
+                 margin: float = FaceDefaults.margin) -> np.ndarray:
+    """The images as a model of ``input_shape`` sees them: the aligned crop of each image's main
+    face, or the whole frame (for whole-frame models, and when no face was found)."""
+    height, width, channels = input_shape
+    out = np.empty((len(detections), height, width, channels), np.uint8)
+    for i, (_, row) in enumerate(detections.iterrows()):
+        image = _load_rgb(row)
+        face = main_face(row["faces"]) if face_crop else None
+        if face is not None:
+            out[i] = align_crop(image, face, (height, width), channels, margin)
+        else:
+            out[i] = to_model_input(image, input_shape)
+    return out

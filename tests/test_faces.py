@@ -1,0 +1,142 @@
+"""Face detection, alignment, cropping and the detection cache.
+
+Real faces come from scikit-image's bundled public-domain photos (astronaut, camera), so these
+tests need no dataset; the CK+ detection-rate test skips when ../shared/data is absent.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as skdata
+
+from emorec.crops import detect_dataset, detection_report, model_inputs
+from emorec.data import load_dataset
+from emorec.faces import Face, FaceDetector, align_crop, eye_angle, main_face, reading_order, whole_image_face
+from emorec.images import load_image
+from tests.conftest import shared_data
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector()
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return skdata.astronaut()
+
+
+def close(a: Face, b: Face, tolerance: int = 4) -> bool:
+    return all(abs(p - q) <= tolerance for p, q in zip(a.box, b.box))
+
+
+def test_one_face_with_plain_numbers(detector, astronaut):
+    faces = detector.detect(astronaut)
+    assert len(faces) == 1
+    face = faces[0]
+    assert face.score > 0.95 and set(face.keypoints) == {"left_eye", "right_eye", "nose", "mouth_left", "mouth_right"}
+    x, y, w, h = face.box
+    assert 150 < x < 200 and 40 < y < 80 and 70 < w < 120  # the astronaut's face, top centre
+    json.dumps(face.to_dict())  # plain Python numbers only
+    assert Face.from_dict(face.to_dict()).box == face.box
+
+
+def test_boxes_are_in_original_coordinates(detector, astronaut):
+    big = np.asarray(Image.fromarray(astronaut).resize((2048, 2048)))
+    face = detector.detect(astronaut)[0]
+    scaled = detector.detect(big)[0]
+    assert all(abs(s / 4 - f) <= 6 for s, f in zip(scaled.box, face.box))
+
+
+def test_exif_rotated_and_rgba_twins_give_the_same_box(detector, astronaut):
+    plain = detector.detect(astronaut)[0]
+    rotated = Image.fromarray(astronaut).rotate(90, expand=True)  # stored sideways...
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ...with EXIF saying "rotate 90 CW to display"
+    buffer = io.BytesIO()
+    rotated.save(buffer, format="JPEG", quality=95, exif=exif.tobytes())
+    from_exif = detector.detect(load_image(buffer.getvalue()))[0]
+    assert close(from_exif, plain)
+
+    buffer = io.BytesIO()
+    Image.fromarray(astronaut).convert("RGBA").save(buffer, format="PNG")
+    assert close(detector.detect(load_image(buffer.getvalue()))[0], plain, tolerance=0)
+
+
+def test_no_face_is_an_empty_list(detector):
+    noise = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    assert detector.detect(noise) == []
+    assert detector.detect(np.zeros((20, 20, 3), np.uint8)) == []  # too small to hold a face
+
+
+def test_small_face_in_a_gray_photo_needs_a_smaller_min_face(detector):
+    camera = load_image(skdata.camera())  # the face is about 12 % of the image's side
+    assert detector.detect(camera) == []
+    assert len(FaceDetector(min_face=0.1).detect(camera)) == 1
+
+
+def test_alignment_levels_the_eyes(detector, astronaut):
+    face = detector.detect(astronaut)[0]
+    tilted = np.asarray(Image.fromarray(astronaut).rotate(15, center=(220, 110), resample=Image.BILINEAR))
+    tilted_face = detector.detect(tilted)[0]
+    assert abs(eye_angle(tilted_face) - eye_angle(face) + 15) < 5  # the detector sees the tilt
+    crop = align_crop(tilted, tilted_face, (48, 48), channels=1)
+    assert crop.shape == (48, 48, 1) and crop.dtype == np.uint8
+    rgb = align_crop(astronaut, face, (72, 54), channels=3)
+    assert rgb.shape == (72, 54, 3)
+    # Cropping the aligned crop again finds a level face.
+    assert abs(eye_angle(detector.detect(align_crop(tilted, tilted_face, (256, 256), 3, margin=0.8))[0])) < 5
+
+
+def test_whole_image_face_and_reading_order():
+    image = np.zeros((48, 40), np.uint8)
+    assert whole_image_face(image).box == (0, 0, 40, 48)
+    faces = [Face((300, 10, 50, 50), 0.9), Face((10, 200, 50, 50), 0.9), Face((10, 12, 50, 50), 0.9)]
+    assert [f.box[:2] for f in reading_order(faces)] == [(10, 12), (300, 10), (10, 200)]
+    assert main_face(faces + [Face((0, 0, 60, 60), 0.8)]).box == (0, 0, 60, 60)
+    assert main_face([]) is None
+
+
+class CountingDetector(FaceDetector):
+    """The real detector, counting how often it runs (to test the cache)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def detect(self, image):
+        self.calls += 1
+        return super().detect(image)
+
+
+def test_detection_cache_resumes_and_keys_by_content(tmp_path, astronaut):
+    root = tmp_path / "faces"
+    for label in ("happy", "sad"):
+        (root / label).mkdir(parents=True)
+        Image.fromarray(astronaut).save(root / label / f"S001_001_{label}.png")
+    (root / "sad" / "broken.png").write_bytes(b"not a png")
+    manifest = load_dataset(root)
+    counting = CountingDetector()
+    first = detect_dataset(manifest, counting, tmp_path / "cache")
+    assert counting.calls == 1  # two files, same bytes: detected once; the broken file never reaches it
+    assert list(first["n_faces"]) == [1, 1, 0]
+    assert "not an image" in first["error"].iloc[2]
+    again = detect_dataset(manifest, counting, tmp_path / "cache")
+    assert counting.calls == 1 and list(again["n_faces"]) == [1, 1, 0]
+    report = detection_report(first)
+    assert report.loc["total", "images"] == 3 and report.loc["total", "no face"] == 1
+    inputs = model_inputs(first.iloc[:2], (48, 48, 1), face_crop=True)
+    assert inputs.shape == (2, 48, 48, 1)
+
+
+@pytest.mark.data
+def test_every_ckplus_frame_has_one_face(detector, tmp_path):
+    manifest = load_dataset(shared_data("ckplus")).iloc[::10]
+    detections = detect_dataset(manifest, detector)
+    not_one = detections[detections["n_faces"] != 1]["path"].tolist()
+    assert not not_one, f"expected exactly one face in: {not_one}"
