@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 EMOREC_DATA ?= $(if $(wildcard ../shared/data/ckplus),../shared/data/ckplus,data)
 export EMOREC_DATA
 
-.PHONY: run test install install-dev bench clean
+.PHONY: run test install install-dev bench clean study-models
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,3 +31,13 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Reproduce the shipped study variants: cross-validate (both protocols), then train on all of CK+.
+CKPLUS ?= ../shared/data/ckplus
+STUDY_VARIANTS := baseline tuned_full tuned_mtcnn
+study-models: install
+	for v in $(STUDY_VARIANTS); do \
+	  $(PY) -m emorec evaluate --variant $$v --data $(CKPLUS) --protocol subject-kfold && \
+	  $(PY) -m emorec evaluate --variant $$v --data $(CKPLUS) --protocol image-kfold && \
+	  $(PY) -m emorec train --variant $$v --data $(CKPLUS) || exit 1; \
+	done

@@ -4,10 +4,12 @@ commands that need them, so ``stats`` answers at once."""
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
-from emorec.config import CACHE_DIR, FaceDefaults, default_data_dir
+from emorec.config import CACHE_DIR, DEFAULT_MODEL, IMAGE_SUFFIXES, FaceDefaults, default_data_dir
+from emorec.evaluate import PROTOCOLS
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -50,6 +52,90 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_line() -> str:
+    """The command being run, as a card records it (so anyone can rerun it)."""
+    return "python -m emorec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def progress_bar(desc: str, unit: str = "it"):
+    from tqdm import tqdm
+
+    return lambda items: tqdm(items, desc=desc, unit=unit)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from emorec.evaluate import evaluate_variant
+
+    summary = evaluate_variant(args.variant, args.data, args.protocol, command_line(), args.folds,
+                               progress=progress_bar(f"{args.variant} {args.protocol}", "fold"))
+    for key, title in (("classes_8", "8 classes"), ("emotions_7", "7 emotions")):
+        acc, f1 = summary[key]["accuracy"], summary[key]["macro_f1"]
+        print(f"{title}: accuracy {acc['mean']:.3f} ± {acc['std']:.3f}, macro-F1 {f1['mean']:.3f} ± {f1['std']:.3f}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from emorec.train import train_final
+
+    card = train_final(args.variant, args.data, command_line(), args.epochs,
+                       progress=progress_bar("detecting faces", "img"))
+    print(f"saved models/{args.variant}: {card['parameters']:,} parameters, {card['file_size_bytes'] / 1e6:.1f} MB, "
+          f"{card['latency_ms_per_face']} ms per face")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from emorec.registry import ModelUnavailable, headline, model_names, read_card
+
+    rows = []
+    for name in model_names():
+        try:
+            card = read_card(name)
+        except ModelUnavailable as error:
+            rows.append({"model": name, "status": str(error)})
+            continue
+        rows.append({"model": name, "classes": len(card.get("classes", [])), **headline(card)})
+    print(pd.DataFrame(rows).to_string(index=False) if rows else "No models in models/.")
+    return 0
+
+
+def iter_images(paths: list[Path]):
+    """Files as given, and image files under directories (recursively, sorted)."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            yield path
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from emorec.images import ImageError, load_image
+    from emorec.predict import EmotionRecognizer
+
+    recognizer = EmotionRecognizer.load(args.model)
+    for path in iter_images(args.paths):
+        try:
+            faces = [f.to_dict() for f in recognizer.predict(load_image(path), whole_image=args.whole_image)]
+            error = None
+        except ImageError as problem:
+            faces, error = [], str(problem)
+        if args.json:
+            print(json.dumps({"path": str(path), "faces": faces, "error": error}), flush=True)
+        elif error:
+            print(f"{path}: error: {error}")
+        elif not faces:
+            print(f"{path}: no face found (try --whole-image for pre-cropped faces)")
+        else:
+            print(f"{path}: " + "; ".join(
+                f"face {i + 1} at {f['box']}: {f['label']} {f['probabilities'][f['label']]:.0%}" + ("" if f["sure"] else " (not sure)")
+                for i, f in enumerate(faces)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m emorec", description="Facial-expression recognition workbench.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -69,6 +155,32 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--cache", type=Path, default=CACHE_DIR / "faces", help="cache folder (default: %(default)s)")
     prepare.set_defaults(run=cmd_prepare)
 
+    variants = ["baseline", "tuned_full", "tuned_mtcnn"]
+    evaluate = commands.add_parser("evaluate", help="cross-validate a model variant and record it in its card")
+    evaluate.add_argument("--variant", required=True, choices=variants)
+    evaluate.add_argument("--data", required=True, type=Path, help="dataset folder (CK+)")
+    evaluate.add_argument("--protocol", choices=list(PROTOCOLS), default="subject-kfold",
+                          help="subject-kfold (honest) or image-kfold (the study's split); default: %(default)s")
+    evaluate.add_argument("--folds", type=int, default=10, help="number of folds (default: %(default)s)")
+    evaluate.set_defaults(run=cmd_evaluate)
+
+    train = commands.add_parser("train", help="train a model variant on a whole dataset and ship it in models/")
+    train.add_argument("--variant", required=True, choices=variants)
+    train.add_argument("--data", required=True, type=Path, help="dataset folder (CK+)")
+    train.add_argument("--epochs", type=int, default=None,
+                       help="default: the median best epoch of its cross-validation, else the variant's default")
+    train.set_defaults(run=cmd_train)
+
+    models = commands.add_parser("models", help="list the shipped models with their headline numbers")
+    models.set_defaults(run=cmd_models)
+
+    predict = commands.add_parser("predict", help="classify the faces in images (files or folders)")
+    predict.add_argument("paths", nargs="+", type=Path, metavar="PATH_OR_DIR")
+    predict.add_argument("--model", default=DEFAULT_MODEL, help="model name in models/ (default: %(default)s)")
+    predict.add_argument("--whole-image", action="store_true", help="treat each image as one face (pre-cropped faces)")
+    predict.add_argument("--json", action="store_true", help="one JSON object per image per line")
+    predict.set_defaults(run=cmd_predict)
+
     bench = commands.add_parser("bench", help="speed and memory on this machine, as a table")
     bench.add_argument("what", nargs="?", choices=["faces"], default="faces", help="what to measure (default: %(default)s)")
     bench.add_argument("--data", type=Path, default=None,
@@ -79,10 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from emorec.data import DatasetError
+    from emorec.registry import ModelUnavailable
 
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except DatasetError as error:
+    except (DatasetError, ModelUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -38,6 +38,7 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = "tuned_mtcnn"  # the best shipped model; emorec's own model replaces it once trained
 MODELS_DIR = Path(os.environ.get("EMOREC_MODELS", PROJECT_ROOT / "models"))
 # Face crops and other derived data live outside the repository.
 CACHE_DIR = Path(os.environ.get("EMOREC_CACHE", Path.home() / ".cache" / "emorec"))

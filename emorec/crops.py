@@ -81,13 +81,14 @@ def detection_report(detections: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def model_inputs(detections: pd.DataFrame, input_shape: tuple[int, int, int], face_crop: bool,
+def model_inputs(manifest: pd.DataFrame, input_shape: tuple[int, int, int], face_crop: bool,
                  margin: float = FaceDefaults.margin) -> np.ndarray:
-    """The images as a model of ``input_shape`` sees them: the aligned crop of each image's main
-    face, or the whole frame (for whole-frame models, and when no face was found)."""
+    """The images as a model of ``input_shape`` sees them: with ``face_crop``, the aligned crop of
+    each image's main face (from the ``faces`` column of ``detect_dataset``); otherwise, or when no
+    face was found, the whole image resized (whole-frame models, pre-cropped faces)."""
     height, width, channels = input_shape
-    out = np.empty((len(detections), height, width, channels), np.uint8)
-    for i, (_, row) in enumerate(detections.iterrows()):
+    out = np.empty((len(manifest), height, width, channels), np.uint8)
+    for i, (_, row) in enumerate(manifest.iterrows()):
         image = _load_rgb(row)
         face = main_face(row["faces"]) if face_crop else None
         if face is not None:
@@ -95,3 +96,21 @@ def model_inputs(detections: pd.DataFrame, input_shape: tuple[int, int, int], fa
         else:
             out[i] = to_model_input(image, input_shape)
     return out
+
+
+def cached_model_inputs(manifest: pd.DataFrame, input_shape: tuple[int, int, int], face_crop: bool,
+                        margin: float = FaceDefaults.margin, cache_dir: Path = CACHE_DIR / "arrays") -> np.ndarray:
+    """``model_inputs`` computed once per (images, shape, crop settings) and kept as .npy."""
+    recipe = [list(manifest["path"]), list(input_shape), face_crop, margin if face_crop else None]
+    if face_crop:
+        recipe.append([[f.to_dict() for f in faces] for faces in manifest["faces"]])
+    key = hashlib.sha1(json.dumps(recipe).encode()).hexdigest()[:16]
+    path = cache_dir / f"{key}.npy"
+    if path.exists():
+        return np.load(path)
+    images = model_inputs(manifest, input_shape, face_crop, margin)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, images)
+    os.replace(tmp, path)
+    return images

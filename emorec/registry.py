@@ -1,19 +1,129 @@
-"""The shipped models in ``models/<name>/``: what each was trained on and how it scored."""
+"""The shipped models in ``models/<name>/``: ``model.keras``, ``card.json`` (what it expects, what
+it was trained on, how it scored, the commands that made it) and a readable ``card.md``."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from emorec.config import MODELS_DIR
 
+MODEL_FILE, CARD_FILE, CARD_MD = "model.keras", "card.json", "card.md"
+
+
+class ModelUnavailable(RuntimeError):
+    """A model that cannot be used; the message says which and why."""
+
+
+def model_names(models_dir: Path = MODELS_DIR) -> list[str]:
+    """Every folder under ``models/`` with a card or a model file, usable or not."""
+    return sorted(d.name for d in models_dir.glob("*") if (d / CARD_FILE).exists() or (d / MODEL_FILE).exists())
+
+
+def read_card(name: str, models_dir: Path = MODELS_DIR) -> dict:
+    path = models_dir / name / CARD_FILE
+    try:
+        card = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelUnavailable(f"Model {name!r} has no card ({path}).") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelUnavailable(f"Model {name!r}: its card {path} is unreadable ({error}).") from None
+    if not isinstance(card, dict):
+        raise ModelUnavailable(f"Model {name!r}: its card {path} is not a JSON object.")
+    return card
+
+
+def update_card(name: str, changes: dict, models_dir: Path = MODELS_DIR) -> dict:
+    """Merge ``changes`` into the card (nested dicts merged one level deep), write it atomically,
+    and regenerate ``card.md``."""
+    folder = models_dir / name
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        card = read_card(name, models_dir)
+    except ModelUnavailable:
+        card = {"name": name}
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(card.get(key), dict):
+            card[key] = {**card[key], **value}
+        else:
+            card[key] = value
+    _atomic_write(folder / CARD_FILE, json.dumps(card, indent=1) + "\n")
+    _atomic_write(folder / CARD_MD, card_markdown(card))
+    return card
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
 
 def training_stats(models_dir: Path = MODELS_DIR) -> dict[str, dict]:
-    """The dataset statistics saved beside each trained model (``data_stats.json``), by model name."""
+    """The statistics of each model's training data, by model name (from the cards)."""
     stats = {}
-    for path in sorted(models_dir.glob("*/data_stats.json")):
+    for name in model_names(models_dir):
         try:
-            stats[path.parent.name] = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+            data = read_card(name, models_dir).get("data")
+        except ModelUnavailable:
             continue
+        if isinstance(data, dict) and "per_class" in data:
+            stats[name] = data
     return stats
+
+
+def headline(card: dict) -> dict:
+    """The numbers a model is known by: subject-independent CK+ accuracy (7 and 8 classes),
+    FER2013 PublicTest accuracy, latency and size."""
+    subject = card.get("evaluation", {}).get("subject-kfold", {})
+    fer = card.get("evaluation", {}).get("fer2013-publictest", {})
+
+    def accuracy(block: dict) -> float | None:
+        return block.get("accuracy", {}).get("mean") if block else None
+
+    return {
+        "CK+ 7 emotions": accuracy(subject.get("emotions_7", {})),
+        "CK+ 8 classes": accuracy(subject.get("classes_8", {})),
+        "FER2013 PublicTest": fer.get("accuracy") if fer else None,
+        "latency ms/face": card.get("latency_ms_per_face"),
+        "size MB": round(card["file_size_bytes"] / 1e6, 2) if card.get("file_size_bytes") else None,
+    }
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f} %"
+
+
+def card_markdown(card: dict) -> str:
+    """The card as a page people read."""
+    lines = [f"# Model card: {card['name']}", "", card.get("description", ""), ""]
+    lines += ["| | |", "|---|---|"]
+    for key, label in (("classes", "Classes"), ("input_shape", "Input (h, w, channels)"), ("face_crop", "Face crop"),
+                       ("parameters", "Parameters"), ("file_size_bytes", "File size (bytes)"),
+                       ("temperature", "Temperature"), ("latency_ms_per_face", "CPU latency per face (ms)")):
+        if key in card:
+            value = ", ".join(card[key]) if key == "classes" else card[key]
+            lines.append(f"| {label} | {value} |")
+    data = card.get("data")
+    if data:
+        lines += ["", "## Training data", "",
+                  f"{data.get('images', '?')} images from {', '.join(data.get('sources', []))}, {data.get('subjects', 0)} subjects."]
+    for protocol, result in card.get("evaluation", {}).items():
+        lines += ["", f"## Evaluation: {protocol}", "", result.get("description", "")]
+        for key, title in (("classes_8", "8 classes"), ("emotions_7", "7 emotions")):
+            block = result.get(key)
+            if block:
+                acc, f1 = block["accuracy"], block["macro_f1"]
+                lines.append(f"- {title}: accuracy {_percent(acc['mean'])} ± {_percent(acc['std'])}, "
+                             f"macro-F1 {_percent(f1['mean'])} ± {_percent(f1['std'])} "
+                             f"({block['images']} test images over {block['folds']} folds)")
+        if "accuracy" in result and not isinstance(result["accuracy"], dict):
+            lines.append(f"- accuracy {_percent(result['accuracy'])}, macro-F1 {_percent(result.get('macro_f1'))}")
+        if "ece" in result:
+            lines.append(f"- expected calibration error: {result['ece']}")
+        if result.get("command"):
+            lines += ["", f"Command: `{result['command']}`"]
+    commands = card.get("commands", {})
+    if commands:
+        lines += ["", "## Reproduce", ""] + [f"- {what}: `{command}`" for what, command in commands.items()]
+    return "\n".join(lines) + "\n"

@@ -2,7 +2,7 @@
 checkpoints that resume after an interruption, and a history saved beside the model.
 
 Setup -> Prepare data -> Build -> Train, as in the keras-io examples; the recipes at the bottom
-(``pretrain_fer``) are what ``python -m emorec train`` runs.
+(``train_study_variant``, ``pretrain_fer``) are what ``python -m emorec train`` runs.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 from keras import layers
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
 from sklearn.utils.class_weight import compute_class_weight
 
-from emorec.config import CACHE_DIR, LABELS, SEED
+from emorec import registry
+from emorec.config import CACHE_DIR, LABELS, MODELS_DIR, SEED
+from emorec.crops import cached_model_inputs, detect_dataset
 from emorec.data import dataset_summary, load_dataset
 from emorec.models import VARIANTS, build
 
@@ -33,7 +35,7 @@ def set_seed(seed: int = SEED) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def augmentation(height: int, width: int) -> keras.Sequential:
+def augmentation() -> keras.Sequential:
     """The augmentation every variant trains with: flips, small rotations, zoom, shifts, lighting."""
     return keras.Sequential(
         [
@@ -52,37 +54,15 @@ def augmentation(height: int, width: int) -> keras.Sequential:
 # Prepare data
 
 
-def load_pre_cropped(manifest: pd.DataFrame, input_shape: tuple[int, int, int]) -> np.ndarray:
-    """Images that already are faces (FER2013, CK+48), resized to the model's input as uint8."""
-    from emorec.images import to_model_input
-    from emorec.data import fer2013_pixels
-    from PIL import Image
+def variant_inputs(name: str, manifest: pd.DataFrame, progress=iter) -> np.ndarray:
+    """The dataset as variant ``name`` sees it: aligned face crops (faces detected once, cached)
+    or whole frames, at the variant's input size."""
+    from emorec.predict import shared_detector
 
-    height, width, channels = input_shape
-    out = np.empty((len(manifest), height, width, channels), np.uint8)
-    pixels = manifest["pixels"] if "pixels" in manifest else [None] * len(manifest)
-    for i, (path, row_pixels) in enumerate(zip(manifest["path"], pixels)):
-        if isinstance(row_pixels, str):
-            image = fer2013_pixels(row_pixels)
-        else:
-            with Image.open(path) as file:
-                image = np.asarray(file.convert("L"))
-        out[i] = to_model_input(image, input_shape)
-    return out
-
-
-def cached_arrays(manifest: pd.DataFrame, input_shape: tuple[int, int, int], name: str) -> np.ndarray:
-    """``load_pre_cropped`` once per dataset and shape, kept as .npy in the cache folder."""
-    key = f"{name}-{len(manifest)}-{'x'.join(map(str, input_shape))}.npy"
-    path = CACHE_DIR / "arrays" / key
-    if path.exists():
-        return np.load(path)
-    images = load_pre_cropped(manifest, input_shape)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, images)
-    os.replace(tmp, path)
-    return images
+    variant = VARIANTS[name]
+    if variant.face_crop:
+        manifest = detect_dataset(manifest, shared_detector(), progress=progress)
+    return cached_model_inputs(manifest, variant.input_shape, variant.face_crop)
 
 
 def label_indices(labels: pd.Series | list[str]) -> np.ndarray:
@@ -175,13 +155,47 @@ def save_model(model: keras.Model, path: Path) -> None:
 # Recipes
 
 
+def inner_validation_split(y: np.ndarray, groups: np.ndarray, fraction: float = 0.15, seed: int = SEED):
+    """Train/validation positions with whole subjects held out (early stopping must not peek at
+    the faces it is tested on either)."""
+    splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+    return next(splitter.split(y, y, groups))
+
+
+def best_epoch(run_dir: Path) -> int:
+    """The epoch with the lowest validation loss of a finished run (from its history)."""
+    history = json.loads((run_dir / "history.json").read_text())
+    scored = [row for row in history if "val_loss" in row]
+    return min(scored, key=lambda row: row["val_loss"])["epoch"] if scored else history[-1]["epoch"]
+
+
+def train_study_variant(name: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None, run_dir: Path,
+                        epochs: int | None = None, verbose: int = 2) -> keras.Model:
+    """A study variant with its own optimizer, batch size and epochs. With ``groups``, a tenth of
+    the subjects is held out for early stopping; without (the final model), it trains ``epochs``."""
+    set_seed()
+    variant = VARIANTS[name]
+    model = build(name)
+    compile_model(model, variant.optimizer, variant.learning_rate)
+    augment = augmentation()
+    if groups is not None:
+        fit_rows, val_rows = inner_validation_split(y, groups)
+        val = make_dataset(x[val_rows], y[val_rows], 256)
+    else:
+        fit_rows, val = np.arange(len(y)), None
+    train = make_dataset(x[fit_rows], y[fit_rows], variant.batch_size, augment, shuffle=True)
+    fit(model, train, val, epochs or variant.epochs, run_dir, class_weights(y[fit_rows], 1.0),
+        patience=max(5, min(10, (epochs or variant.epochs) // 5)), verbose=verbose)
+    return model
+
+
 def pretrain_fer(fer_train_dir: Path, run_dir: Path, epochs: int = 30, batch_size: int = 128) -> keras.Model:
     """emorec stage 1: learn faces in the wild on FER2013 train (10 % held out for early stopping;
     the PublicTest split is never seen)."""
     set_seed()
     variant = VARIANTS["emorec"]
     manifest = load_dataset(fer_train_dir)
-    x = cached_arrays(manifest, variant.input_shape, "fer2013-train")
+    x = cached_model_inputs(manifest, variant.input_shape, face_crop=False)
     y = label_indices(manifest["label"])
     x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=0.1, stratify=y, random_state=SEED)
     steps = epochs * int(np.ceil(len(x_train) / batch_size))
@@ -189,9 +203,68 @@ def pretrain_fer(fer_train_dir: Path, run_dir: Path, epochs: int = 30, batch_siz
                                                       warmup_steps=steps // 30)
     model = build("emorec")
     compile_model(model, "adamw", schedule)
-    augment = augmentation(*variant.input_shape[:2])
+    augment = augmentation()
     fit(model, make_dataset(x_train, y_train, batch_size, augment, shuffle=True),
         make_dataset(x_val, y_val, 512), epochs, run_dir, class_weights(y_train, 0.3), patience=None)
     save_model(model, run_dir / "pretrained.keras")
     atomic_write_text(run_dir / "data_stats.json", json.dumps(dataset_summary(manifest), indent=1))
     return model
+
+
+def study_trainer(name: str, epochs: int | None = None):
+    """An ``evaluate.Trainer`` for a study variant: trains on a fold, returns its predict function."""
+
+    def train_fold(x: np.ndarray, y: np.ndarray, groups: np.ndarray, run_dir: Path):
+        model = train_study_variant(name, x, y, groups, run_dir, epochs, verbose=0)
+        return lambda images: model.predict(images.astype(np.float32), batch_size=256, verbose=0)
+
+    return train_fold
+
+
+def measure_latency_ms(model: keras.Model, input_shape: tuple[int, int, int], repeats: int = 50) -> float:
+    """Median milliseconds to classify one face through a traced graph, after warm-up."""
+    forward = tf.function(lambda x: model(x, training=False))
+    face = np.zeros((1, *input_shape), np.float32)
+    forward(face)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        forward(face).numpy()
+        times.append(time.perf_counter() - started)
+    return round(1000 * float(np.median(times)), 2)
+
+
+def train_final(name: str, data_dir: Path, command: str, epochs: int | None = None,
+                models_dir: Path = MODELS_DIR, progress=iter) -> dict:
+    """Train a study variant on the whole dataset and ship it: ``models/<name>/model.keras``,
+    its history and its card. Without ``epochs``, the median best epoch of its subject-grouped
+    cross-validation (when run) or the variant's default."""
+    variant = VARIANTS[name]
+    manifest = load_dataset(data_dir)
+    x = variant_inputs(name, manifest, progress)
+    y = label_indices(manifest["label"])
+    if epochs is None:
+        try:
+            best = registry.read_card(name, models_dir).get("evaluation", {}).get("subject-kfold", {}).get("best_epochs")
+        except registry.ModelUnavailable:
+            best = None
+        epochs = int(np.median(best)) if best else variant.epochs
+    run_dir = CACHE_DIR / "runs" / name / "final"
+    model = train_study_variant(name, x, y, None, run_dir, epochs)
+    out = models_dir / name
+    save_model(model, out / registry.MODEL_FILE)
+    atomic_write_text(out / "history.json", (run_dir / "history.json").read_text())
+    return registry.update_card(name, {
+        "description": variant.description,
+        "variant": name,
+        "classes": list(LABELS),
+        "input_shape": list(variant.input_shape),
+        "face_crop": variant.face_crop,
+        "parameters": int(model.count_params()),
+        "file_size_bytes": (out / registry.MODEL_FILE).stat().st_size,
+        "data": {**dataset_summary(manifest), "folder": str(data_dir)},
+        "training": {"epochs": epochs, "batch_size": variant.batch_size, "optimizer": variant.optimizer,
+                     "learning_rate": variant.learning_rate, "augmentation": [l.name for l in augmentation().layers]},
+        "latency_ms_per_face": measure_latency_ms(model, variant.input_shape),
+        "commands": {"train": command},
+    }, models_dir)

@@ -1,0 +1,142 @@
+"""Evaluation the way the field measures CK+: k-fold cross-validation grouped by subject.
+
+The study's own protocol (folds by image, so one person's faces sit on both sides) is available
+as ``image-kfold`` to show how much it inflates the numbers. Every fold's test predictions are
+kept, so metrics, confusion matrices and calibration come from one table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
+from sklearn.model_selection import StratifiedKFold
+
+from emorec.config import EMOTIONS, LABELS, SEED
+from emorec.data import assert_subject_independent, groups_of, subject_kfold
+
+PROTOCOLS = {
+    "subject-kfold": "10-fold cross-validation grouped by subject (nobody in both training and test data)",
+    "image-kfold": "10-fold cross-validation by image, as the 2019 study split (subjects leak across folds)",
+}
+
+
+def folds(manifest: pd.DataFrame, protocol: str, n_splits: int = 10, seed: int = SEED) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Train/test positions of each fold under ``protocol``."""
+    if protocol == "subject-kfold":
+        for train, test in subject_kfold(manifest, n_splits, seed):
+            assert_subject_independent(manifest.iloc[train], manifest.iloc[test])
+            yield train, test
+    elif protocol == "image-kfold":
+        yield from StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(manifest, manifest["label"])
+    else:
+        raise ValueError(f"Unknown protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}.")
+
+
+# A trainer takes (train images, train label indices, train groups, run folder) and returns a
+# function from images to class probabilities.
+Trainer = Callable[[np.ndarray, np.ndarray, np.ndarray, Path], Callable[[np.ndarray], np.ndarray]]
+
+
+def cross_validate(x: np.ndarray, manifest: pd.DataFrame, trainer: Trainer, protocol: str, run_dir: Path,
+                   n_splits: int = 10, progress: Callable[[Iterable], Iterable] = iter) -> pd.DataFrame:
+    """Train and test once per fold; returns one row per test image: its fold, true label and
+    the predicted probability of every class."""
+    y = np.array([LABELS.index(label) for label in manifest["label"]])
+    groups = groups_of(manifest).to_numpy()
+    rows = []
+    for fold, (train, test) in progress(list(enumerate(folds(manifest, protocol, n_splits)))):
+        predict = trainer(x[train], y[train], groups[train], run_dir / f"{protocol}-fold{fold:02d}")
+        probabilities = predict(x[test])
+        frame = pd.DataFrame(probabilities, columns=LABELS)
+        frame.insert(0, "fold", fold)
+        frame.insert(1, "path", manifest["path"].iloc[test].to_numpy())
+        frame.insert(2, "label", manifest["label"].iloc[test].to_numpy())
+        rows.append(frame)
+    return pd.concat(rows, ignore_index=True)
+
+
+def predicted_labels(predictions: pd.DataFrame, classes: tuple[str, ...]) -> np.ndarray:
+    """Argmax over ``classes`` only (for the 7-emotion protocol the model's neutral score is ignored)."""
+    return np.array(classes)[predictions[list(classes)].to_numpy().argmax(axis=1)]
+
+
+def scores(predictions: pd.DataFrame, classes: tuple[str, ...]) -> dict:
+    """Accuracy, macro-F1 (mean ± std over folds and pooled), per-class precision/recall/F1 and the
+    confusion matrix, on the test images whose label is in ``classes``."""
+    subset = predictions[predictions["label"].isin(classes)]
+    present = [c for c in classes if c in set(subset["label"])]
+    predicted = predicted_labels(subset, classes)
+    per_fold = []
+    for _, fold in subset.groupby("fold"):
+        fold_predicted = predicted_labels(fold, classes)
+        per_fold.append((accuracy_score(fold["label"], fold_predicted),
+                         f1_score(fold["label"], fold_predicted, labels=present, average="macro", zero_division=0)))
+    accuracy, macro_f1 = np.array(per_fold).T
+    report = classification_report(subset["label"], predicted, labels=present, output_dict=True, zero_division=0)
+    return {
+        "classes": list(present),
+        "images": int(len(subset)),
+        "folds": len(per_fold),
+        "accuracy": {"mean": round(float(accuracy.mean()), 4), "std": round(float(accuracy.std()), 4),
+                     "pooled": round(float(accuracy_score(subset["label"], predicted)), 4)},
+        "macro_f1": {"mean": round(float(macro_f1.mean()), 4), "std": round(float(macro_f1.std()), 4),
+                     "pooled": round(float(f1_score(subset["label"], predicted, labels=present, average="macro", zero_division=0)), 4)},
+        "per_class": {c: {k: round(float(report[c][k]), 4) for k in ("precision", "recall", "f1-score", "support")}
+                      for c in present},
+        "confusion_matrix": confusion_matrix(subset["label"], predicted, labels=present).tolist(),
+    }
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """ECE: the gap between confidence and accuracy, averaged over confidence bins."""
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = (confidence > low) & (confidence <= high)
+        if inside.any():
+            ece += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    return round(float(ece), 4)
+
+
+def summarize(predictions: pd.DataFrame, protocol: str) -> dict:
+    """Everything a model card holds for one protocol: 8 classes, the 7 emotions, calibration."""
+    probabilities = predictions[list(LABELS)].to_numpy()
+    labels = np.array([LABELS.index(label) for label in predictions["label"]])
+    return {
+        "protocol": protocol,
+        "description": PROTOCOLS[protocol],
+        "classes_8": scores(predictions, LABELS),
+        "emotions_7": scores(predictions, EMOTIONS),
+        "ece": expected_calibration_error(probabilities, labels),
+    }
+
+
+def evaluate_variant(name: str, data_dir: Path, protocol: str, command: str, n_splits: int = 10,
+                     models_dir: Path | None = None, progress: Callable[[Iterable], Iterable] = iter) -> dict:
+    """Cross-validate a variant on a dataset, keep every test prediction beside the model
+    (``cv-<protocol>.csv``) and record the summary in its card."""
+    from emorec import registry
+    from emorec.config import CACHE_DIR, MODELS_DIR
+    from emorec.data import load_dataset
+    from emorec.train import best_epoch, study_trainer, variant_inputs
+
+    models_dir = models_dir or MODELS_DIR
+    manifest = load_dataset(data_dir)
+    x = variant_inputs(name, manifest)
+    run_dir = CACHE_DIR / "runs" / name
+    predictions = cross_validate(x, manifest, study_trainer(name), protocol, run_dir, n_splits, progress)
+    out = models_dir / name
+    out.mkdir(parents=True, exist_ok=True)
+    predictions.round(5).to_csv(out / f"cv-{protocol}.csv", index=False)
+    summary = summarize(predictions, protocol)
+    summary["best_epochs"] = [best_epoch(run_dir / f"{protocol}-fold{fold:02d}") for fold in range(n_splits)]
+    summary["data"] = str(data_dir)
+    summary["command"] = command
+    registry.update_card(name, {"evaluation": {protocol: summary}}, models_dir)
+    return summary

@@ -1,0 +1,136 @@
+"""The prediction API every page and the CLI use: image in, one prediction per face out.
+
+    recognizer = EmotionRecognizer.load("emorec")
+    for face in recognizer.predict(load_image("friends.jpg")):
+        print(face.box, face.label, face.probabilities)
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emorec.config import MODELS_DIR, FaceDefaults
+from emorec.faces import Face, FaceDetector, align_crop, whole_image_face
+from emorec.images import to_model_input
+from emorec.registry import MODEL_FILE, ModelUnavailable, read_card
+
+
+@dataclass(frozen=True)
+class FacePrediction:
+    """One face: ``box`` = [x, y, w, h] in original image pixels, the detector's ``score``, the
+    winning ``label``, every class's probability, and whether the model is ``sure`` (its top
+    probability reaches the model's threshold)."""
+
+    box: list[int]
+    score: float
+    label: str
+    probabilities: dict[str, float]
+    sure: bool
+
+    def to_dict(self) -> dict:
+        return {"box": self.box, "score": round(self.score, 4), "label": self.label,
+                "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()}, "sure": self.sure}
+
+
+@functools.cache
+def shared_detector(min_face: float = FaceDefaults.min_face, min_score: float = FaceDefaults.min_score) -> FaceDetector:
+    """One MTCNN per setting for the whole process."""
+    return FaceDetector(min_face=min_face, min_score=min_score)
+
+
+class EmotionRecognizer:
+    """A shipped model with what it needs to see faces the way it was trained: input size,
+    colour mode, face crop or whole frame, crop margin, temperature and "not sure" threshold."""
+
+    def __init__(self, name: str, model, card: dict):
+        import tensorflow as tf
+
+        self.name = name
+        self.card = card
+        self.classes: tuple[str, ...] = tuple(card["classes"])
+        self.input_shape: tuple[int, int, int] = tuple(card["input_shape"])
+        self.face_crop: bool = bool(card.get("face_crop", True))
+        self.margin: float = float(card.get("margin", FaceDefaults.margin))
+        self.temperature: float = float(card.get("temperature", 1.0))
+        self.threshold: float = float(card.get("threshold", 0.5))
+        # One traced graph for any batch size: calling a Keras model eagerly costs far more per face.
+        self._forward = tf.function(
+            lambda x: model(x, training=False),
+            input_signature=[tf.TensorSpec((None, *self.input_shape), tf.float32)],
+        )
+        self.model = model
+
+    @classmethod
+    def load(cls, name: str, models_dir: Path = MODELS_DIR) -> "EmotionRecognizer":
+        """Load ``models/<name>``; raises ``ModelUnavailable`` saying why when it cannot."""
+        import keras
+
+        card = read_card(name, models_dir)
+        path = models_dir / name / MODEL_FILE
+        if not path.exists():
+            raise ModelUnavailable(f"Model {name!r} has a card but no model file ({path}).")
+        missing = {"classes", "input_shape"} - set(card)
+        if missing:
+            raise ModelUnavailable(f"Model {name!r}: its card lacks {', '.join(sorted(missing))}.")
+        try:
+            model = keras.models.load_model(path, compile=False)
+        except Exception as error:  # Keras raises many types for a damaged file; all mean the same here
+            raise ModelUnavailable(f"Model {name!r}: {path.name} cannot be loaded ({type(error).__name__}: {str(error)[:200]}).") from None
+        if tuple(model.input_shape[1:]) != tuple(card["input_shape"]) or model.output_shape[-1] != len(card["classes"]):
+            raise ModelUnavailable(f"Model {name!r}: the model file does not match its card (input or classes).")
+        return cls(name, model, card)
+
+    # -- the pipeline: detect -> crop -> classify ------------------------------------------------
+
+    def crop(self, image: np.ndarray, face: Face) -> np.ndarray:
+        """What the model sees of ``face``: its aligned crop, or the whole frame for whole-frame models."""
+        height, width, channels = self.input_shape
+        if self.face_crop and face.keypoints:
+            return align_crop(image, face, (height, width), channels, self.margin)
+        return to_model_input(image, self.input_shape)
+
+    def classify(self, crops: np.ndarray) -> np.ndarray:
+        """Calibrated class probabilities for a batch of model inputs (N, h, w, c)."""
+        if len(crops) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        probabilities = self._forward(np.asarray(crops, np.float32)).numpy().astype(np.float64)
+        if self.temperature != 1.0:  # softmax(logits / T), written on probabilities
+            scaled = np.log(np.clip(probabilities, 1e-12, 1.0)) / self.temperature
+            probabilities = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+            probabilities /= probabilities.sum(axis=1, keepdims=True)
+        return probabilities
+
+    def faces_of(self, image: np.ndarray, whole_image: bool = False, detector: FaceDetector | None = None) -> list[Face]:
+        """The faces this model classifies: detected faces, or the whole image when asked for (or
+        when the model reads whole frames)."""
+        if whole_image or not self.face_crop:
+            return [whole_image_face(image)]
+        return (detector or shared_detector()).detect(image)
+
+    def _prediction(self, face: Face, probabilities: np.ndarray) -> FacePrediction:
+        best = int(np.argmax(probabilities))
+        return FacePrediction(
+            box=[int(v) for v in face.box], score=float(face.score), label=self.classes[best],
+            probabilities={c: float(p) for c, p in zip(self.classes, probabilities)},
+            sure=bool(probabilities[best] >= self.threshold),
+        )
+
+    def predict_faces(self, image: np.ndarray, faces: list[Face]) -> list[FacePrediction]:
+        """Classify given faces of ``image`` (so several models can share one detection)."""
+        probabilities = self.classify(np.stack([self.crop(image, f) for f in faces])) if faces else []
+        return [self._prediction(face, row) for face, row in zip(faces, probabilities)]
+
+    def predict(self, image: np.ndarray, whole_image: bool = False) -> list[FacePrediction]:
+        """Every face of an RGB uint8 image (see ``emorec.images.load_image``), in reading order."""
+        return self.predict_faces(image, self.faces_of(image, whole_image))
+
+    def predict_batch(self, images: list[np.ndarray], whole_image: bool = False) -> list[list[FacePrediction]]:
+        """Several images, their faces classified in one batch."""
+        faces = [self.faces_of(image, whole_image) for image in images]
+        crops = [self.crop(image, face) for image, image_faces in zip(images, faces) for face in image_faces]
+        probabilities = iter(self.classify(np.stack(crops)) if crops else [])
+        return [[self._prediction(face, next(probabilities)) for face in image_faces] for image_faces in faces]
