@@ -139,7 +139,8 @@ def fit(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset | None,
     ]
     if val is not None and patience:
         callbacks.append(keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True))
-    model.fit(train, validation_data=val, epochs=epochs, class_weight=class_weight, callbacks=callbacks, verbose=verbose)
+    model.fit(train, validation_data=val, epochs=epochs, class_weight=class_weight, callbacks=callbacks,
+              shuffle=False, verbose=verbose)  # the tf.data pipeline shuffles
     return model
 
 

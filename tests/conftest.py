@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import emorec  # noqa: F401  (first, before anything loads TensorFlow: see emorec/__init__.py)
+
 import os
 import zlib
 from pathlib import Path

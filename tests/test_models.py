@@ -1,0 +1,205 @@
+"""Model builders, evaluation metrics, cards, the prediction API and the ``predict`` CLI contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from skimage import data as skdata
+
+from emorec import evaluate, registry
+from emorec.config import LABELS
+from emorec.models import VARIANTS, build
+from emorec.predict import EmotionRecognizer
+from emorec.train import class_weights, compile_model, make_dataset
+from tests.conftest import ROOT, shared_data
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_builders_compile_and_fit_a_tiny_batch(name):
+    variant = VARIANTS[name]
+    model = build(name)
+    assert model.input_shape[1:] == variant.input_shape and model.output_shape[-1] == len(LABELS)
+    compile_model(model, variant.optimizer, variant.learning_rate)
+    x = np.random.default_rng(0).integers(0, 255, (8, *variant.input_shape)).astype(np.uint8)
+    y = np.arange(8) % len(LABELS)
+    history = model.fit(make_dataset(x, y, 4), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    probabilities = model.predict(x.astype(np.float32), verbose=0)
+    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
+
+
+def test_class_weights_favour_rare_classes():
+    weights = class_weights(np.array([0] * 90 + [1] * 10), power=1.0)
+    assert weights[1] > weights[0] and weights[1] / weights[0] == pytest.approx(9)
+
+
+def fake_predictions(n_folds=3, correct_every=2) -> pd.DataFrame:
+    rows = []
+    for fold in range(n_folds):
+        for i, label in enumerate(LABELS * 2):
+            probabilities = np.full(len(LABELS), 0.02)
+            guess = LABELS.index(label) if i % correct_every == 0 else (LABELS.index(label) + 1) % len(LABELS)
+            probabilities[guess] = 1 - 0.02 * (len(LABELS) - 1)
+            rows.append({"fold": fold, "path": f"{fold}-{i}", "label": label, **dict(zip(LABELS, probabilities))})
+    return pd.DataFrame(rows)
+
+
+def test_scores_from_predictions():
+    summary = evaluate.summarize(fake_predictions(), "subject-kfold")
+    assert summary["classes_8"]["accuracy"]["mean"] == pytest.approx(0.5)
+    assert summary["classes_8"]["images"] == 48 and summary["classes_8"]["folds"] == 3
+    assert summary["emotions_7"]["classes"] == list(LABELS[1:])
+    matrix = np.array(summary["classes_8"]["confusion_matrix"])
+    assert matrix.shape == (8, 8) and matrix.sum() == 48 and np.trace(matrix) == 24
+    assert 0 <= summary["ece"] <= 1
+    json.dumps(summary)
+
+
+def test_seven_emotion_protocol_ignores_the_neutral_score():
+    predictions = fake_predictions(n_folds=1, correct_every=1)
+    predictions.loc[predictions["label"] == "anger", "neutral"] = 5.0  # neutral would win over 8 classes
+    assert evaluate.scores(predictions, LABELS)["accuracy"]["mean"] < 1
+    assert evaluate.scores(predictions, LABELS[1:])["accuracy"]["mean"] == 1
+
+
+def test_calibration_error():
+    perfect = np.eye(4)
+    assert evaluate.expected_calibration_error(perfect, np.arange(4)) == 0
+    overconfident = np.array([[0.99, 0.01]] * 10)
+    assert evaluate.expected_calibration_error(overconfident, np.array([0] * 5 + [1] * 5)) == pytest.approx(0.49, abs=0.01)
+
+
+def test_folds_protocols(class_folder_dataset):
+    from emorec.data import load_dataset
+
+    manifest = load_dataset(class_folder_dataset)
+    subject = list(evaluate.folds(manifest, "subject-kfold", n_splits=3))
+    image = list(evaluate.folds(manifest, "image-kfold", n_splits=3))
+    assert len(subject) == len(image) == 3
+    with pytest.raises(ValueError, match="Unknown protocol"):
+        list(evaluate.folds(manifest, "random", 3))
+
+
+def ship_tiny_model(models_dir: Path, name: str = "tiny", face_crop: bool = True) -> Path:
+    """A real (untrained) model saved with its card, as training would leave it."""
+    model = build("emorec")
+    folder = models_dir / name
+    folder.mkdir(parents=True)
+    model.save(folder / registry.MODEL_FILE)
+    registry.update_card(name, {"classes": list(LABELS), "input_shape": [48, 48, 1], "face_crop": face_crop,
+                                "description": "test model"}, models_dir)
+    return folder
+
+
+def test_recognizer_predicts_faces_and_whole_images(tmp_path):
+    ship_tiny_model(tmp_path)
+    recognizer = EmotionRecognizer.load("tiny", tmp_path)
+    astronaut = skdata.astronaut()
+    faces = recognizer.predict(astronaut)
+    assert len(faces) == 1
+    face = faces[0].to_dict()
+    assert face["label"] in LABELS and sum(face["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+    json.dumps(face)
+    whole = recognizer.predict(astronaut, whole_image=True)
+    assert whole[0].box == [0, 0, 512, 512]
+    batch = recognizer.predict_batch([astronaut, np.zeros((100, 100, 3), np.uint8)])
+    assert [len(b) for b in batch] == [1, 0]
+    assert batch[0][0].probabilities == pytest.approx(faces[0].probabilities, abs=1e-5)
+
+
+def test_temperature_softens_probabilities(tmp_path):
+    ship_tiny_model(tmp_path)
+    sharp = EmotionRecognizer.load("tiny", tmp_path)
+    registry.update_card("tiny", {"temperature": 3.0}, tmp_path)
+    soft = EmotionRecognizer.load("tiny", tmp_path)
+    crops = np.random.default_rng(0).integers(0, 255, (4, 48, 48, 1)).astype(np.float32)
+    assert soft.classify(crops).max(axis=1).mean() < sharp.classify(crops).max(axis=1).mean()
+    assert np.allclose(soft.classify(crops).sum(axis=1), 1)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda f: (f / "card.json").unlink(), "has no card"),
+        (lambda f: (f / "card.json").write_text("{not json"), "unreadable"),
+        (lambda f: (f / "model.keras").unlink(), "no model file"),
+        (lambda f: (f / "model.keras").write_bytes(b"garbage"), "cannot be loaded"),
+        (lambda f: (f / "card.json").write_text('{"name": "tiny"}'), "lacks classes, input_shape"),
+        (lambda f: (f / "card.json").write_text('{"classes": ["a", "b"], "input_shape": [48, 48, 1]}'), "does not match"),
+    ],
+    ids=["no-card", "bad-card", "no-model", "corrupt-model", "incomplete-card", "mismatch"],
+)
+def test_unusable_models_say_why(tmp_path, damage, message):
+    damage(ship_tiny_model(tmp_path))
+    with pytest.raises(registry.ModelUnavailable, match=message):
+        EmotionRecognizer.load("tiny", tmp_path)
+
+
+def run_cli(*args: str, models_dir: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "EMOREC_MODELS": str(models_dir)}
+    return subprocess.run([sys.executable, "-m", "emorec", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_predict_cli_json_lines_contract(tmp_path):
+    models = tmp_path / "models"
+    ship_tiny_model(models)
+    photos = tmp_path / "photos"
+    (photos / "nested").mkdir(parents=True)
+    Image.fromarray(skdata.astronaut()).save(photos / "astronaut.jpg")
+    Image.fromarray(np.full((120, 160, 3), 200, np.uint8)).save(photos / "nested" / "blank.png")
+    (photos / "nested" / "broken.jpg").write_bytes(b"\xff\xd8 this is not really a jpeg")
+    (photos / "notes.txt").write_text("not an image, and not picked up from a folder")
+
+    result = run_cli("predict", "--model", "tiny", "--json", str(photos), models_dir=models)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [Path(line["path"]).name for line in lines] == ["astronaut.jpg", "blank.png", "broken.jpg"]
+    astronaut, blank, broken = lines
+    assert astronaut["error"] is None and len(astronaut["faces"]) == 1
+    face = astronaut["faces"][0]
+    assert set(face) >= {"box", "score", "label", "probabilities"} and len(face["box"]) == 4
+    assert set(face["probabilities"]) == set(LABELS)
+    assert blank == {"path": str(photos / "nested" / "blank.png"), "faces": [], "error": None}
+    assert broken["faces"] == [] and ("damaged" in broken["error"] or "not an image" in broken["error"])
+
+    whole = run_cli("predict", "--model", "tiny", "--whole-image", "--json", str(photos / "nested" / "blank.png"),
+                    models_dir=models)
+    faces = json.loads(whole.stdout)["faces"]
+    assert len(faces) == 1 and faces[0]["box"] == [0, 0, 160, 120]
+
+    human = run_cli("predict", "--model", "tiny", str(photos / "nested"), models_dir=models)
+    assert "no face found" in human.stdout and "error" in human.stdout
+
+
+def test_cli_errors_are_messages_not_tracebacks(tmp_path):
+    missing_model = run_cli("predict", "--model", "nope", "x.jpg", models_dir=tmp_path)
+    assert missing_model.returncode == 2 and "has no card" in missing_model.stderr
+    assert "Traceback" not in missing_model.stderr
+    bad_args = run_cli("predict", models_dir=tmp_path)
+    assert bad_args.returncode == 2 and "usage" in bad_args.stderr
+    missing_data = run_cli("stats", str(tmp_path / "nowhere"), models_dir=tmp_path)
+    assert missing_data.returncode == 2 and "does not exist" in missing_data.stderr
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("name", ["baseline", "tuned_full", "tuned_mtcnn"])
+def test_shipped_model_labels_ckplus_images(name):
+    from emorec.data import load_dataset
+    from emorec.images import load_image
+
+    manifest = load_dataset(shared_data("ckplus"))
+    sample = manifest[manifest["label"].isin(["happiness", "surprise", "neutral"])].iloc[::60]
+    recognizer = EmotionRecognizer.load(name)
+    for path in sample["path"]:
+        faces = recognizer.predict(load_image(path))
+        assert len(faces) == 1 and faces[0].label in LABELS
