@@ -293,3 +293,28 @@ def sample_rows(manifest: pd.DataFrame, per_class: int, seed: int = SEED) -> pd.
     picked = manifest.sample(frac=1.0, random_state=seed).groupby("label").head(per_class)
     order = {label: i for i, label in enumerate(LABELS)}
     return picked.sort_values("label", key=lambda labels: labels.map(order), kind="stable")
+
+
+def label_from_name(name: str) -> str | None:
+    """The expression a file name announces, as people name them: ``happy_anna.jpg``,
+    ``afraid mom.png``, ``Surprised-GF.jpeg`` (the first word that is a label or an alias)."""
+    for word in re.split(r"[^a-zA-Z]+", Path(name).stem):
+        label = LABEL_ALIASES.get(word.lower())
+        if label:
+            return label
+    return None
+
+
+def expected_labels_csv(text: str) -> dict[str, str]:
+    """``file,label`` rows (a header is optional) as {file name: canonical label}."""
+    import csv
+    import io
+
+    labels = {}
+    for row in csv.reader(io.StringIO(text)):
+        if len(row) < 2 or row[0].strip().lower() in ("file", "filename", "path", "name"):
+            continue
+        labels[Path(row[0].strip()).name] = canonical_label(row[1])
+    if not labels:
+        raise DatasetError("The labels CSV has no rows of the form file,label.")
+    return labels

@@ -140,3 +140,21 @@ def evaluate_variant(name: str, data_dir: Path, protocol: str, command: str, n_s
     summary["command"] = command
     registry.update_card(name, {"evaluation": {protocol: summary}}, models_dir)
     return summary
+
+
+def score_labelled(results: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Per-model accuracy and confusion matrices for photos with expected labels.
+
+    ``results`` has one row per photo and model: ``model``, ``expected``, ``predicted``.
+    """
+    labelled = results.dropna(subset=["expected", "predicted"])
+    summary, matrices = [], {}
+    for model, rows in labelled.groupby("model", sort=False):
+        present = [label for label in LABELS if label in set(rows["expected"]) | set(rows["predicted"])]
+        summary.append({"model": model, "photos": len(rows),
+                        "accuracy": round(float(accuracy_score(rows["expected"], rows["predicted"])), 4),
+                        "macro_f1": round(float(f1_score(rows["expected"], rows["predicted"], labels=present,
+                                                         average="macro", zero_division=0)), 4)})
+        matrices[model] = pd.DataFrame(confusion_matrix(rows["expected"], rows["predicted"], labels=present),
+                                       index=pd.Index(present, name="expected"), columns=pd.Index(present, name="predicted"))
+    return pd.DataFrame(summary), matrices

@@ -134,3 +134,59 @@ class EmotionRecognizer:
         crops = [self.crop(image, face) for image, image_faces in zip(images, faces) for face in image_faces]
         probabilities = iter(self.classify(np.stack(crops)) if crops else [])
         return [[self._prediction(face, next(probabilities)) for face in image_faces] for image_faces in faces]
+
+
+@dataclass(frozen=True)
+class PhotoResult:
+    """Every model's view of one photo: the detected ``faces`` and, per model, one prediction per
+    face (face-crop models) or one prediction for the whole photo repeated per face (whole-frame
+    models), so a page can put all models side by side for each face."""
+
+    faces: list[Face]
+    predictions: dict[str, list[FacePrediction]]
+    whole_image: bool
+
+    def main_face_rows(self, photo: str, expected: str | None) -> list[dict]:
+        """One row per model for the photo's largest face (what a labelled photo is about)."""
+        if not self.faces:
+            return [{"photo": photo, "model": name, "expected": expected, "predicted": None, "confidence": None,
+                     "sure": None, "faces": 0} for name in self.predictions]
+        main = max(range(len(self.faces)), key=lambda i: self.faces[i].area)
+        return [{"photo": photo, "model": name, "expected": expected, "predicted": preds[main].label,
+                 "confidence": round(preds[main].probabilities[preds[main].label], 4), "sure": preds[main].sure,
+                 "faces": len(self.faces)} for name, preds in self.predictions.items()]
+
+    def disagreements(self, face_index: int) -> dict[str, str]:
+        """Model name -> label for one face, when the models do not all agree (else empty)."""
+        labels = {name: preds[face_index].label for name, preds in self.predictions.items()}
+        return labels if len(set(labels.values())) > 1 else {}
+
+
+def load_recognizers(models_dir: Path = MODELS_DIR) -> tuple[dict[str, EmotionRecognizer], dict[str, str]]:
+    """Every model in ``models/``: the usable ones, and for the others the reason they are not."""
+    from emorec.registry import model_names
+
+    available, unavailable = {}, {}
+    for name in model_names(models_dir):
+        try:
+            available[name] = EmotionRecognizer.load(name, models_dir)
+        except ModelUnavailable as error:
+            unavailable[name] = str(error)
+    return available, unavailable
+
+
+def classify_photo(image: np.ndarray, recognizers: dict[str, EmotionRecognizer], whole_image: bool = False,
+                   detector: FaceDetector | None = None) -> PhotoResult:
+    """Detect once, then let every model classify every face (the detect -> crop -> classify
+    pipeline, shared between models)."""
+    faces = [whole_image_face(image)] if whole_image else (detector or shared_detector()).detect(image)
+    predictions = {}
+    for name, recognizer in recognizers.items():
+        if not faces:
+            predictions[name] = []
+        elif recognizer.face_crop:
+            predictions[name] = recognizer.predict_faces(image, faces)
+        else:
+            whole = recognizer.predict_faces(image, [whole_image_face(image)])[0]
+            predictions[name] = [whole] * len(faces)
+    return PhotoResult(faces, predictions, whole_image)

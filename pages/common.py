@@ -12,7 +12,9 @@ import emorec  # noqa: F401  (bootstrap import order first)
 import pandas as pd
 import streamlit as st
 
-from emorec import data
+from emorec import config, data
+from emorec.config import DEFAULT_MODEL
+from emorec.predict import PhotoResult, classify_photo, load_recognizers, shared_detector
 
 
 class PageInfo(NamedTuple):
@@ -27,6 +29,8 @@ PAGES: tuple[PageInfo, ...] = (
     PageInfo("pages/0_home.py", "Home", "🏠", "What emorec does and where to start.", default=True),
     PageInfo("pages/1_dataset.py", "Dataset", "📊",
              "Statistics of an expression dataset: images, sequences and subjects per class, image sizes, samples."),
+    PageInfo("pages/2_classify.py", "Classify", "🙂",
+             "Upload or take photos: every face found, cropped and classified by every model side by side."),
 )
 
 
@@ -39,3 +43,42 @@ def load_manifest(folder: str, modified: float) -> pd.DataFrame:
 @st.cache_data(show_spinner="Reading image sizes…")
 def image_sizes(folder: str, modified: float) -> pd.DataFrame:
     return data.image_sizes(load_manifest(folder, modified))
+
+
+@st.cache_resource(show_spinner="Loading models…")
+def load_models(models_dir: str):
+    return load_recognizers(Path(models_dir))
+
+
+def recognizers():
+    """Every model in models/, loaded once per server: (usable by name, reasons for the others)."""
+    return load_models(str(config.MODELS_DIR))
+
+
+def model_picker() -> tuple[dict, str]:
+    """Which models to run and which one leads (boxes, crops, explanations); stops the page with a
+    clear message when no model is usable."""
+    available, unavailable = recognizers()
+    for name, reason in unavailable.items():
+        st.warning(f"Model **{name}** is unavailable: {reason}")
+    if not available:
+        st.error("No usable model in models/. Train one with `python -m emorec train` (see the README).")
+        st.stop()
+    names = list(available)
+    default = DEFAULT_MODEL if DEFAULT_MODEL in available else names[0]
+    left, right = st.columns(2)
+    chosen = left.multiselect("Models", names, default=names)
+    if not chosen:
+        st.info("Choose at least one model.")
+        st.stop()
+    main = right.selectbox("Main model (boxes, crops, explanations)", chosen,
+                           index=chosen.index(default) if default in chosen else 0)
+    return {name: available[name] for name in chosen}, main
+
+
+@st.cache_data(max_entries=64, show_spinner="Finding and classifying faces…")
+def classify(_image, key: str, model_names: tuple[str, ...], whole_image: bool, min_face: float | None) -> PhotoResult:
+    """``classify_photo`` cached by the photo's hash (``key``) and the settings."""
+    available, _ = recognizers()
+    detector = shared_detector(min_face) if min_face else shared_detector()
+    return classify_photo(_image, {name: available[name] for name in model_names}, whole_image, detector)

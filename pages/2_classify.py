@@ -1,0 +1,151 @@
+"""Classify: upload or capture photos; every face, every model, side by side."""
+
+import emorec  # noqa: F401  (first: see emorec/__init__.py)
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from emorec.config import IMAGE_SUFFIXES
+from emorec.data import DatasetError, expected_labels_csv, label_from_name
+from emorec.drawing import draw_faces
+from emorec.evaluate import score_labelled
+from emorec.explain import occlusion_map, overlay
+from emorec.images import ImageError, load_image
+from pages.common import classify, model_picker
+
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
+
+st.title("🙂 Classify photos")
+recognizers, default_model = model_picker()
+small_faces = st.toggle("Find small faces (group photos; slower)", help="Detect faces down to 5 % of the photo's shorter side instead of 20 %.")
+min_face = 0.05 if small_faces else None
+
+
+def probability_table(result, face_index: int) -> pd.DataFrame:
+    return pd.DataFrame({name: preds[face_index].probabilities for name, preds in result.predictions.items()})
+
+
+def show_face(image, result, index: int, key: str) -> None:
+    chosen = recognizers[default_model]
+    prediction = result.predictions[default_model][index]
+    crop = chosen.crop(image, result.faces[index])
+    left, middle, right = st.columns([1, 2, 2])
+    left.image(crop, caption=f"face {index + 1} as {default_model} sees it", width=140, clamp=True)
+    left.markdown(f"**{prediction.label}** {prediction.probabilities[prediction.label]:.0%}"
+                  + ("" if prediction.sure else "  \n:orange[not sure]"))
+    table = probability_table(result, index)
+    middle.dataframe(table.style.format("{:.0%}").highlight_max(axis=0, color="#c9f2d0"), width="stretch")
+    long = table.reset_index(names="label").melt(id_vars="label", var_name="model", value_name="probability")
+    chart = px.bar(long, x="probability", y="label", color="model", barmode="group", orientation="h", height=300,
+                   range_x=[0, 1])
+    chart.update_layout(margin=dict(l=0, r=0, t=10, b=0), legend=dict(orientation="h", y=-0.2))
+    right.plotly_chart(chart, width="stretch", key=f"chart-{key}-{index}")
+    disagreement = result.disagreements(index)
+    if disagreement:
+        st.warning("Models disagree: " + ", ".join(f"{m} says **{label}**" for m, label in disagreement.items()))
+    unsure = [name for name, preds in result.predictions.items() if not preds[index].sure]
+    if unsure:
+        st.caption("Not sure (top probability below the model's threshold): " + ", ".join(unsure))
+    with st.expander(f"Why did {default_model} say {prediction.label}?"):
+        heat = occlusion_map(chosen.classify, crop, chosen.classes.index(prediction.label))
+        st.image(overlay(crop, heat), caption="Red: regions whose hiding lowers this answer most (occlusion).", width=220)
+
+
+def show_photo(name: str, data: bytes) -> None:
+    key = hashlib.sha1(data).hexdigest()
+    st.subheader(name)
+    try:
+        image = load_image(data, name)
+    except ImageError as error:
+        st.error(str(error))
+        return
+    whole = st.session_state.get(f"whole-{key}", False)
+    result = classify(image, key, tuple(recognizers), whole, min_face)
+    if not result.faces:
+        st.info(f"No face found in {name}." + ("" if small_faces else " Try 'Find small faces', or classify the whole image."))
+        st.image(image, width=320)
+        if st.button("Classify the whole image as one face", key=f"whole-button-{key}"):
+            st.session_state[f"whole-{key}"] = True
+            st.rerun()
+        return
+    default_predictions = result.predictions[default_model]
+    captions = [f"{i + 1} {p.label} {p.probabilities[p.label]:.0%}" for i, p in enumerate(default_predictions)]
+    st.image(draw_faces(image, [f.box for f in result.faces], captions, [p.sure for p in default_predictions]),
+             caption=f"{len(result.faces)} face(s); labels from {default_model}" + (" (whole image)" if whole else ""),
+             width="stretch" if image.shape[1] > 900 else "content")
+    for index in range(len(result.faces)):
+        show_face(image, result, index, key)
+
+
+photos_tab, batch_tab = st.tabs(["Photos", "Batch with expected labels"])
+
+with photos_tab:
+    uploads = st.file_uploader("Photos (several at once)", type=UPLOAD_TYPES, accept_multiple_files=True)
+    camera = st.camera_input("Or take a photo") if st.toggle("Use the camera") else None
+    photos = [(u.name, u.getvalue()) for u in uploads or []] + ([("camera photo", camera.getvalue())] if camera else [])
+    if not photos:
+        st.caption("Upload JPEG, PNG, WebP, BMP, TIFF or GIF photos, or take one with the camera. Nothing leaves this machine.")
+    bar = st.progress(0.0, text="Classifying…") if len(photos) > 1 else None
+    for done, (name, data) in enumerate(photos, start=1):
+        try:
+            show_photo(name, data)
+        except Exception as error:  # one photo must never take the page down
+            st.error(f"{name} could not be processed: {type(error).__name__}: {error}")
+        if bar:
+            bar.progress(done / len(photos), text=f"Classified {done} of {len(photos)}")
+
+
+def batch_sources() -> list[tuple[str, bytes]]:
+    uploads = st.file_uploader("Photos named by expression (happy_anna.jpg, afraid mom.png…)", type=UPLOAD_TYPES,
+                               accept_multiple_files=True, key="batch-uploads")
+    folder = st.text_input("…or a folder on this machine", placeholder="/path/to/photos")
+    sources = [(u.name, u.getvalue()) for u in uploads or []]
+    if folder:
+        path = Path(folder).expanduser()
+        if not path.is_dir():
+            st.error(f"{path} is not a folder.")
+        else:
+            sources += [(str(p.relative_to(path)), p.read_bytes()) for p in sorted(path.rglob("*"))
+                        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return sources
+
+
+with batch_tab:
+    sources = batch_sources()
+    labels_file = st.file_uploader("Optional labels CSV (file,label)", type=["csv"], key="labels-csv")
+    expected = {}
+    if labels_file is not None:
+        try:
+            expected = expected_labels_csv(labels_file.getvalue().decode("utf-8", errors="replace"))
+        except DatasetError as error:
+            st.error(str(error))
+    if sources and st.button(f"Classify {len(sources)} photos", type="primary"):
+        rows, bar = [], st.progress(0.0, text="Classifying…")
+        for done, (name, data) in enumerate(sources, start=1):
+            label = expected.get(Path(name).name) or label_from_name(name)
+            try:
+                result = classify(load_image(data, name), hashlib.sha1(data).hexdigest(), tuple(recognizers), False, min_face)
+                rows += result.main_face_rows(name, label)
+            except ImageError as error:
+                rows.append({"photo": name, "model": None, "expected": label, "predicted": None, "error": str(error)})
+            bar.progress(done / len(sources), text=f"Classified {done} of {len(sources)}")
+        st.session_state["batch-results"] = pd.DataFrame(rows)
+    results = st.session_state.get("batch-results")
+    if results is not None:
+        summary, matrices = score_labelled(results)
+        if summary.empty:
+            st.info("No photo has an expected label: name files like happy_anna.jpg or upload a labels CSV.")
+        else:
+            st.dataframe(summary, hide_index=True)
+            for column, (model, matrix) in zip(st.columns(len(matrices)), matrices.items()):
+                column.plotly_chart(px.imshow(matrix, text_auto=True, title=model, color_continuous_scale="Blues"),
+                                    width="stretch", key=f"cm-{model}")
+            mistakes = results[results["expected"].notna() & (results["expected"] != results["predicted"])]
+            st.markdown(f"**Mistakes** ({len(mistakes)})")
+            st.dataframe(mistakes, hide_index=True)
+        st.dataframe(results, hide_index=True)
+        st.download_button("Download results (CSV)", results.to_csv(index=False), "emorec-batch.csv", "text/csv")

@@ -1,0 +1,96 @@
+"""The Classify page under AppTest: uploads (one, several, no face, corrupt), camera, batch mode."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as skdata
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+from tests.test_models import ship_tiny_model
+
+TIMEOUT = 120
+
+
+def jpeg(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+ASTRONAUT = jpeg(skdata.astronaut())
+BLANK = jpeg(np.full((240, 320, 3), 180, np.uint8))
+CORRUPT = ASTRONAUT[: len(ASTRONAUT) // 3]
+
+
+@pytest.fixture
+def classify_page(tmp_path, monkeypatch):
+    models = tmp_path / "models"
+    ship_tiny_model(models, "tiny")
+    ship_tiny_model(models, "tiny_whole", face_crop=False)
+    (models / "broken").mkdir()
+    (models / "broken" / "card.json").write_text("{oops")
+    import emorec.config
+    monkeypatch.setattr(emorec.config, "MODELS_DIR", models)
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    app.run()
+    app.switch_page("pages/2_classify.py").run()
+    assert not app.exception
+    return app
+
+
+def upload(app: AppTest, *files: tuple[str, bytes]) -> AppTest:
+    app.file_uploader[0].set_value([(name, data, "image/jpeg") for name, data in files]).run()
+    assert not app.exception, app.exception
+    return app
+
+
+def test_page_lists_models_and_explains_unavailable_ones(classify_page):
+    assert any("broken" in w.value and "unreadable" in w.value for w in classify_page.warning)
+    assert classify_page.multiselect[0].value == ["tiny", "tiny_whole"]
+
+
+def test_one_photo_with_a_face(classify_page):
+    app = upload(classify_page, ("astronaut.jpg", ASTRONAUT))
+    assert [s.value for s in app.subheader] == ["astronaut.jpg"]
+    tables = [d.value for d in app.dataframe]
+    assert tables and list(tables[0].columns) == ["tiny", "tiny_whole"] and len(tables[0]) == 8
+    assert not app.error
+
+
+def test_no_face_offers_the_whole_image(classify_page):
+    app = upload(classify_page, ("wall.jpg", BLANK))
+    assert any("No face found in wall.jpg" in i.value for i in app.info)
+    app.button(key=next(b.key for b in app.button if b.key and b.key.startswith("whole-button"))).click().run()
+    assert not app.exception
+    assert len(app.dataframe) == 1  # now classified as one face
+
+
+def test_corrupt_file_is_an_inline_error_and_others_still_run(classify_page):
+    app = upload(classify_page, ("broken.jpg", CORRUPT), ("astronaut.jpg", ASTRONAUT), ("wall.jpg", BLANK))
+    assert [s.value for s in app.subheader] == ["broken.jpg", "astronaut.jpg", "wall.jpg"]
+    assert len(app.error) == 1 and "broken.jpg" in app.error[0].value
+    assert len(app.dataframe) == 1 and any("No face found" in i.value for i in app.info)
+
+
+def test_camera_photo(classify_page):
+    app = classify_page
+    app.toggle[1].set_value(True).run()  # "Use the camera"
+    app.camera_input[0].upload("photo.jpg", ASTRONAUT, "image/jpeg").run()
+    assert not app.exception
+    assert "camera photo" in [s.value for s in app.subheader]
+    assert len(app.dataframe) == 1
+
+
+def test_batch_with_labels_from_file_names(classify_page):
+    app = classify_page
+    app.file_uploader(key="batch-uploads").set_value(
+        [("happy_astronaut.jpg", ASTRONAUT, "image/jpeg"), ("surprised wall.jpg", BLANK, "image/jpeg")]).run()
+    next(b for b in app.button if b.label == "Classify 2 photos").click().run()
+    assert not app.exception
+    summary = app.dataframe[0].value
+    assert set(summary["model"]) == {"tiny", "tiny_whole"} and (summary["photos"] >= 1).all()
