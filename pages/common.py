@@ -12,7 +12,7 @@ import emorec  # noqa: F401  (bootstrap import order first)
 import pandas as pd
 import streamlit as st
 
-from emorec import config, data
+from emorec import config, data, tune
 from emorec.config import DEFAULT_MODEL
 from emorec.predict import PhotoResult, classify_photo, load_recognizers, shared_detector
 
@@ -31,6 +31,8 @@ PAGES: tuple[PageInfo, ...] = (
              "Statistics of an expression dataset: images, sequences and subjects per class, image sizes, samples."),
     PageInfo("pages/2_classify.py", "Classify", "🙂",
              "Upload or take photos: every face found, cropped and classified by every model side by side."),
+    PageInfo("pages/4_tuning.py", "Tuning", "🎛️",
+             "Explore Talos hyper-parameter scans: best configurations, parameter effects and importance."),
 )
 
 
@@ -82,3 +84,13 @@ def classify(_image, key: str, model_names: tuple[str, ...], whole_image: bool, 
     available, _ = recognizers()
     detector = shared_detector(min_face) if min_face else shared_detector()
     return classify_photo(_image, {name: available[name] for name in model_names}, whole_image, detector)
+
+
+def shipped_scans() -> dict[str, Path]:
+    """Talos tables shipped in models/tuning, by file name."""
+    return {p.stem: p for p in sorted((config.MODELS_DIR / "tuning").glob("*.csv"))}
+
+
+@st.cache_data(show_spinner="Reading the scan…")
+def load_scan(path: str) -> tune.TalosResults:
+    return tune.read_results(path)

@@ -64,3 +64,24 @@ def test_dataset_page_on_ckplus(monkeypatch):
     app.switch_page("pages/1_dataset.py").run()
     assert not app.exception
     assert app.metric[0].value == "920" and app.metric[2].value == "123"
+
+
+def test_tuning_page_opens_the_shipped_scan_and_filters(monkeypatch, tmp_path):
+    app = open_app(monkeypatch, tmp_path)
+    app.switch_page("pages/4_tuning.py").run()
+    assert not app.exception
+    assert app.metric[0].value == "2,000"
+    assert any("0.2048" in w.value for w in app.warning)  # the study's stuck runs are called out
+    app.multiselect(key="filter-optimizer").set_value(["Adam"]).run()
+    assert not app.exception
+    assert any("of 2,000 configurations after filtering" in c.value and not c.value.startswith("2,000 of")
+               for c in app.caption)
+
+
+def test_tuning_page_rejects_a_broken_upload(monkeypatch, tmp_path):
+    app = open_app(monkeypatch, tmp_path)
+    app.switch_page("pages/4_tuning.py").run()
+    app.selectbox(key="scan").set_value("Upload a Talos CSV…").run()
+    app.file_uploader(key="scan-upload").set_value(("broken.csv", b"name,score\nx,1\n", "text/csv")).run()
+    assert not app.exception
+    assert "no metric column" in app.error[0].value

@@ -1,0 +1,151 @@
+"""Talos tuning: read every dialect of Talos results table into one clean DataFrame.
+
+Tables written by Talos 0.x/1.x (the 2019 study's) and by Talos 2.x differ: a leading index
+column, the name ``loss`` used twice (the metric and the loss-function parameter), float noise
+such as ``0.30000000000000004``, optimizers stored as ``<class 'keras.optimizers.Nadam'>``, empty
+columns, ``round_epochs`` in older files and ``start,end,duration`` in newer ones. ``read_results``
+hides all of that; unknown columns are kept.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
+METRIC_ALIASES = {"val_acc": "val_accuracy", "acc": "accuracy", "categorical_accuracy": "accuracy",
+                  "val_categorical_accuracy": "val_accuracy"}
+BOOKKEEPING = ("start", "end", "duration", "execution_time", "round_epochs", "_trial_id", "_param_hash",
+               "_round_index", "_warnings", "id", "_id")
+OPTIMIZER_CLASS = re.compile(r"<class '(?:[\w.]+\.)?(\w+)'>")
+
+
+class TalosTableError(ValueError):
+    """A file that is not a Talos results table; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class TalosResults:
+    """A clean results table: one row per tried configuration."""
+
+    frame: pd.DataFrame
+    metrics: list[str]  # metric columns present, best first (val_accuracy when there)
+    params: list[str]  # hyper-parameter columns
+    dialect: str  # "talos-2" or "talos-legacy"
+    name: str
+
+    @property
+    def primary_metric(self) -> str:
+        return self.metrics[0]
+
+    def top(self, n: int = 10, metric: str | None = None) -> pd.DataFrame:
+        metric = metric or self.primary_metric
+        return self.frame.sort_values(metric, ascending=metric.endswith("loss")).head(n)
+
+
+def _denoise(values: pd.Series) -> pd.Series:
+    """Floats written with binary noise (0.30000000000000004) back to what was meant."""
+    rounded = values.round(10)
+    return rounded.astype(int) if (rounded.dropna() == rounded.dropna().round()).all() and rounded.notna().all() else rounded
+
+
+def _read_csv(source: str | Path | bytes, name: str) -> pd.DataFrame:
+    if isinstance(source, bytes):
+        try:
+            text = source.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise TalosTableError(f"{name} is not UTF-8 text (is it a CSV file?).") from None
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise TalosTableError(f"{name}: no such file.")
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError:
+            raise TalosTableError(f"{name} is not UTF-8 text (is it a CSV file?).") from None
+    if not text.strip():
+        raise TalosTableError(f"{name} is empty.")
+    if "\x00" in text:
+        raise TalosTableError(f"{name} is binary, not a CSV table.")
+    try:
+        return pd.read_csv(io.StringIO(text))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise TalosTableError(f"{name} is not a readable CSV table ({error}).") from None
+
+
+def read_results(source: str | Path | bytes, name: str | None = None) -> TalosResults:
+    """Read a Talos results CSV (a path or the file's bytes) of any dialect."""
+    name = name or (Path(source).name if not isinstance(source, bytes) else "The file")
+    raw = _read_csv(source, name)
+    frame = raw.drop(columns=[c for c in raw.columns if c == "" or str(c).startswith("Unnamed: ")])
+    frame = frame.rename(columns=METRIC_ALIASES)
+
+    # "loss" twice: pandas calls the second "loss.1". Whichever holds text is the loss function.
+    duplicates = [c for c in frame.columns if re.fullmatch(r"loss\.\d+", str(c))]
+    for column in ["loss", *duplicates]:
+        if column in frame and frame[column].dtype == object:
+            frame = frame.rename(columns={column: "loss_function"})
+    frame = frame.rename(columns={c: "loss" for c in duplicates if c in frame and "loss" not in frame})
+
+    metrics = [m for m in METRICS if m in frame.columns and pd.api.types.is_numeric_dtype(frame[m])]
+    if not metrics:
+        raise TalosTableError(
+            f"{name} is not a Talos results table: it has no metric column "
+            f"(expected one of {', '.join(METRICS)}; found {', '.join(map(str, raw.columns[:12]))})."
+        )
+    frame = frame.dropna(axis=1, how="all")
+    for column in frame.columns:
+        if pd.api.types.is_float_dtype(frame[column]) and column not in metrics:
+            frame[column] = _denoise(frame[column])
+        elif frame[column].dtype == object:
+            frame[column] = frame[column].astype(str).str.replace(OPTIMIZER_CLASS, r"\1", regex=True)
+
+    dialect = "talos-2" if {"start", "end"} <= set(frame.columns) or "_param_hash" in frame else "talos-legacy"
+    if "duration" not in frame and {"start", "end"} <= set(frame.columns):
+        frame["duration"] = (pd.to_datetime(frame["end"], errors="coerce") - pd.to_datetime(frame["start"], errors="coerce")).dt.total_seconds()
+    params = [c for c in frame.columns if c not in metrics and c not in BOOKKEEPING]
+    return TalosResults(frame.reset_index(drop=True), metrics, params, dialect, name)
+
+
+def parameter_importance(results: TalosResults, metric: str | None = None) -> pd.DataFrame:
+    """How much each hyper-parameter matters: the share of the metric's variance explained by its
+    values (one-way ANOVA eta squared), with the F-test's p-value. Parameters with one value are skipped."""
+    from scipy.stats import f_oneway
+
+    metric = metric or results.primary_metric
+    frame = results.frame.dropna(subset=[metric])
+    total = ((frame[metric] - frame[metric].mean()) ** 2).sum()
+    rows = []
+    for param in results.params:
+        groups = [g[metric].to_numpy() for _, g in frame.groupby(param) if len(g) > 0]
+        if len(groups) < 2 or total == 0:
+            continue
+        between = sum(len(g) * (g.mean() - frame[metric].mean()) ** 2 for g in groups)
+        p_value = f_oneway(*groups).pvalue if all(len(g) > 1 for g in groups) else np.nan
+        rows.append({"parameter": param, "eta_squared": round(float(between / total), 4),
+                     "p_value": float(p_value), "values": len(groups)})
+    return pd.DataFrame(rows).sort_values("eta_squared", ascending=False, ignore_index=True) if rows else \
+        pd.DataFrame(columns=["parameter", "eta_squared", "p_value", "values"])
+
+
+def repeated_outcomes(results: TalosResults, metric: str | None = None, min_share: float = 0.05) -> pd.DataFrame:
+    """Metric values that many different configurations ended on exactly: the signature of models
+    that predict one class for every image (e.g. half the study's scan at val_accuracy 0.2048)."""
+    metric = metric or results.primary_metric
+    counts = results.frame[metric].round(4).value_counts()
+    shares = counts / len(results.frame)
+    kept = shares[shares >= min_share]
+    return pd.DataFrame({metric: kept.index, "runs": counts[kept.index].to_numpy(), "share": kept.round(4).to_numpy()})
+
+
+def broken_share(results: TalosResults, chance: float) -> float:
+    """The share of rows whose validation accuracy is no better than chance: scans that did not
+    learn at all (the study's tables are mostly such rows)."""
+    if "val_accuracy" not in results.frame:
+        return 0.0
+    return round(float((results.frame["val_accuracy"] <= chance).mean()), 4)

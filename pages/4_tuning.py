@@ -1,0 +1,119 @@
+"""Tuning explorer: Talos scan results, filtered, ranked and explained."""
+
+import emorec  # noqa: F401  (first: see emorec/__init__.py)
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from emorec import plots, tune
+from pages.common import load_scan, shipped_scans
+
+st.title("🎛️ Tuning explorer")
+st.caption("Talos hyper-parameter scans: which configurations worked, and which parameters mattered.")
+
+
+def choose_scan(label: str, key: str, default_index: int = 0) -> tune.TalosResults | None:
+    """A shipped scan or an uploaded Talos CSV; errors shown inline."""
+    scans = shipped_scans()
+    options = [*scans, "Upload a Talos CSV…"]
+    choice = st.selectbox(label, options, index=min(default_index, len(options) - 1), key=key)
+    try:
+        if choice in scans:
+            return load_scan(str(scans[choice]))
+        upload = st.file_uploader("Talos results CSV", type=["csv"], key=f"{key}-upload")
+        return tune.read_results(upload.getvalue(), upload.name) if upload else None
+    except tune.TalosTableError as error:
+        st.error(str(error))
+        return None
+
+
+def filter_rows(results: tune.TalosResults, metric: str) -> pd.DataFrame:
+    frame = results.frame
+    with st.expander("Filters", expanded=False):
+        low, high = float(frame[metric].min()), float(frame[metric].max())
+        if low < high:
+            chosen = st.slider(f"{metric} range", low, high, (low, high), key="metric-range")
+            frame = frame[frame[metric].between(*chosen)]
+        columns = st.columns(3)
+        for i, param in enumerate(results.params):
+            values = sorted(results.frame[param].dropna().unique().tolist(), key=str)
+            if 1 < len(values) <= 12:
+                kept = columns[i % 3].multiselect(param, values, default=values, key=f"filter-{param}")
+                frame = frame[frame[param].isin(kept)]
+    return frame
+
+
+results = choose_scan("Scan", "scan")
+if results is None:
+    st.info("Choose a scan, or upload a Talos results CSV (any Talos version).")
+    st.stop()
+
+metric = st.selectbox("Metric", results.metrics, key="metric")
+ascending = metric.endswith("loss")
+chance = 1 / 8
+broken = tune.broken_share(results, chance)
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Configurations", f"{len(results.frame):,}")
+c2.metric(f"Best {metric}", f"{results.top(1, metric)[metric].iloc[0]:.3f}")
+c3.metric(f"Median {metric}", f"{results.frame[metric].median():.3f}")
+c4.metric("At or below chance", f"{broken:.0%}", help="val_accuracy ≤ 1/8: the run learned nothing (or validation was broken).")
+if broken > 0.25:
+    st.warning(f"{broken:.0%} of these runs validate at or below chance (1/8): the scan, not the parameters, is suspect.")
+for _, row in tune.repeated_outcomes(results, metric).iterrows():
+    st.warning(f"{int(row['runs']):,} runs ({row['share']:.0%}) ended at exactly {metric} = {row[metric]:.4f}: different "
+               "configurations with one identical score usually mean a model that predicts the same class for every image.")
+st.plotly_chart(px.histogram(results.frame, x=metric, nbins=50, height=260).add_vline(x=chance, line_dash="dot",
+                annotation_text="chance (8 classes)") if metric.endswith("accuracy") else
+                px.histogram(results.frame, x=metric, nbins=50, height=260), width="stretch", key="histogram")
+
+filtered = filter_rows(results, metric)
+st.caption(f"{len(filtered):,} of {len(results.frame):,} configurations after filtering.")
+if filtered.empty:
+    st.warning("No configuration passes the filters.")
+    st.stop()
+
+st.subheader("Top configurations")
+st.dataframe(filtered.sort_values(metric, ascending=ascending).head(10), hide_index=True)
+
+st.subheader("Parameters against the metric")
+shown = st.multiselect("Axes", results.params, default=[p for p in results.params if filtered[p].nunique() > 1][:8])
+if shown:
+    st.plotly_chart(plots.parallel_coordinates(filtered, shown, metric), width="stretch", key="parcoords")
+
+importance = tune.parameter_importance(tune.TalosResults(filtered, results.metrics, results.params, results.dialect, results.name), metric)
+left, right = st.columns(2)
+with left:
+    st.markdown("**Which parameters matter** (share of the metric's variance explained, η²)")
+    if importance.empty:
+        st.caption("Not enough variation to tell.")
+    else:
+        st.plotly_chart(px.bar(importance, x="eta_squared", y="parameter", orientation="h", height=380,
+                               hover_data=["p_value", "values"]), width="stretch", key="importance")
+with right:
+    time_column = next((c for c in ("duration", "execution_time", "round_epochs") if c in filtered), None)
+    if time_column:
+        st.markdown(f"**{time_column} against {metric}**")
+        st.plotly_chart(px.scatter(filtered, x=time_column, y=metric, height=380, opacity=0.6), width="stretch", key="time")
+
+param = st.selectbox("Effect of one parameter", results.params,
+                     index=results.params.index(importance["parameter"].iloc[0]) if not importance.empty else 0)
+st.plotly_chart(plots.effect_plot(filtered, param, metric), width="stretch", key="effect")
+
+st.subheader("All configurations")
+st.dataframe(filtered, hide_index=True)
+st.download_button("Download the filtered rows (CSV)", filtered.to_csv(index=False), f"{results.name}-filtered.csv", "text/csv")
+
+st.subheader("Compare with another scan")
+other = choose_scan("Second scan", "other", default_index=1)
+if other is not None and metric in other.metrics:
+    both = pd.concat([results.frame.assign(scan=results.name), other.frame.assign(scan=other.name)], ignore_index=True)
+    st.plotly_chart(px.histogram(both, x=metric, color="scan", barmode="overlay", histnorm="percent", nbins=40, height=320),
+                    width="stretch", key="compare-hist")
+    a, b = st.columns(2)
+    a.markdown(f"**{results.name}**: top 5")
+    a.dataframe(results.top(5, metric), hide_index=True)
+    b.markdown(f"**{other.name}**: top 5")
+    b.dataframe(other.top(5, metric), hide_index=True)
+elif other is not None:
+    st.info(f"{other.name} has no {metric} column.")

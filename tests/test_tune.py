@@ -1,0 +1,86 @@
+"""Talos results tables: every dialect into one clean DataFrame, broken files as clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from emorec import tune
+from tests.conftest import shared_data
+
+TALOS2 = """start,end,duration,execution_time,round_epochs,loss,accuracy,val_loss,val_accuracy,lr,dropout,optimizer,neurons_layer_2,activation_1,_trial_id,_param_hash
+2026-11-20 10:00:00,2026-11-20 10:00:30,30.5,30.1,12,0.9,0.7,1.1,0.61,0.001,0.30000000000000004,Adam,64,relu,0,ab12
+2026-11-20 10:00:30,2026-11-20 10:01:10,40.0,39.8,15,0.8,0.75,1.0,0.66,0.0001,0.1,Nadam,128,elu,1,cd34
+2026-11-20 10:01:10,2026-11-20 10:01:40,30.0,29.9,10,1.9,0.2,2.0,0.125,0.001,0.5,SGD,64,tanh,2,ef56
+"""
+
+LEGACY = """,round_epochs,val_loss,val_accuracy,loss,accuracy,activation_1,batch_size,dropout,emb_output_dims,epochs,last_activation,loss,lr,optimizer
+0,30,1.95,0.0441,1.94,0.14,elu,256,0.30000000000000004,,30,softmax,categorical_crossentropy,5.000050000000001,<class 'keras.optimizers.Nadam'>
+1,6,1.93,0.2048,1.90,0.20,relu,512,0.1,,30,softmax,categorical_crossentropy,0.0001,<class 'keras.optimizers.optimizer_v2.gradient_descent.SGD'>
+"""
+
+
+def test_talos2_output():
+    results = tune.read_results(TALOS2.encode(), "scan.csv")
+    assert results.dialect == "talos-2"
+    assert results.metrics == ["val_accuracy", "val_loss", "accuracy", "loss"]
+    assert results.params == ["lr", "dropout", "optimizer", "neurons_layer_2", "activation_1"]
+    assert results.frame["dropout"].tolist() == [0.3, 0.1, 0.5]
+    assert results.top(1)["_param_hash"].item() == "cd34"
+    assert results.top(1, "val_loss")["val_loss"].item() == 1.0
+
+
+def test_legacy_quirks():
+    results = tune.read_results(LEGACY.encode(), "old.csv")
+    frame = results.frame
+    assert results.dialect == "talos-legacy"
+    assert "Unnamed: 0" not in frame and "emb_output_dims" not in frame
+    assert frame["loss_function"].tolist() == ["categorical_crossentropy"] * 2
+    assert frame["loss"].tolist() == [1.94, 1.90]
+    assert frame["optimizer"].tolist() == ["Nadam", "SGD"]
+    assert frame["lr"].tolist() == [5.00005, 0.0001] and frame["dropout"].tolist() == [0.3, 0.1]
+    assert "loss_function" in results.params and "loss" in results.metrics
+
+
+def test_unknown_columns_are_kept():
+    text = TALOS2.replace("_param_hash", "my_note")
+    assert "my_note" in tune.read_results(text.encode()).params
+
+
+def test_importance_and_repeated_outcomes():
+    results = tune.read_results(TALOS2.encode())
+    importance = tune.parameter_importance(results)
+    assert set(importance["parameter"]) <= set(results.params) and importance["eta_squared"].between(0, 1).all()
+    repeated = tune.repeated_outcomes(tune.read_results(LEGACY.encode()), min_share=0.5)
+    assert repeated["runs"].tolist() == [1, 1]
+    assert tune.broken_share(results, chance=1 / 8) == pytest.approx(1 / 3, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "is empty"),
+        (b"   \n\n", "is empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not UTF-8|binary"),
+        ("a;b\n1;2\n".encode("utf-16"), "not UTF-8"),
+        (b"name,score\nx,1\n", "no metric column"),
+        (b'a,b\n1,"unterminated\n', "not a readable CSV"),
+    ],
+    ids=["empty", "blank", "binary", "utf16", "no-metric", "bad-quote"],
+)
+def test_broken_files_say_what_is_wrong(content, message):
+    with pytest.raises(tune.TalosTableError, match=message):
+        tune.read_results(content, "upload.csv")
+
+
+def test_missing_file():
+    with pytest.raises(tune.TalosTableError, match="no such file"):
+        tune.read_results("/nonexistent/scan.csv")
+
+
+@pytest.mark.parametrize("name, rows", [("tuning_results_2.csv", 2000), ("tuning_results_4_with_MTCNN.csv", 100)])
+def test_study_tables(name, rows):
+    results = tune.read_results(shared_data("talos", name))
+    assert len(results.frame) == rows
+    assert results.frame["optimizer"].isin(["Adam", "Nadam", "RMSprop", "SGD"]).all()
+    assert "loss_function" in results.params and results.frame["val_accuracy"].between(0, 1).all()
+    assert tune.repeated_outcomes(results)["val_accuracy"].iloc[0] == pytest.approx(0.2048, abs=1e-4)
