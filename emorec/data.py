@@ -318,3 +318,27 @@ def expected_labels_csv(text: str) -> dict[str, str]:
     if not labels:
         raise DatasetError("The labels CSV has no rows of the form file,label.")
     return labels
+
+
+def extract_zip(data: bytes, destination: Path, max_bytes: int = 2_000_000_000) -> Path:
+    """Unpack an uploaded zip of a dataset safely (no paths outside ``destination``, bounded size)
+    and return the folder that holds the dataset (the single top folder, if there is one)."""
+    import io
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise DatasetError("The upload is not a zip archive.") from None
+    members = [m for m in archive.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
+    if sum(m.file_size for m in members) > max_bytes:
+        raise DatasetError(f"The zip unpacks to more than {max_bytes // 1_000_000} MB.")
+    root = destination.resolve()
+    for member in members:
+        target = (root / member.filename).resolve()
+        if root not in target.parents:
+            raise DatasetError(f"The zip holds an unsafe path: {member.filename}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(archive.read(member))
+    entries = [p for p in root.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX"]
+    return entries[0] if len(entries) == 1 and entries[0].is_dir() and entries[0].name.lower() not in LABEL_ALIASES else root

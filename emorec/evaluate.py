@@ -158,3 +158,30 @@ def score_labelled(results: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Da
         matrices[model] = pd.DataFrame(confusion_matrix(rows["expected"], rows["predicted"], labels=present),
                                        index=pd.Index(present, name="expected"), columns=pd.Index(present, name="predicted"))
     return pd.DataFrame(summary), matrices
+
+
+def reliability(predictions: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
+    """Reliability diagram data: per confidence bin, the mean confidence, the accuracy and the count."""
+    probabilities = predictions[list(LABELS)].to_numpy()
+    confidence = probabilities.max(axis=1)
+    correct = np.array(LABELS)[probabilities.argmax(axis=1)] == predictions["label"].to_numpy()
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    frame = pd.DataFrame({"bin": which, "confidence": confidence, "correct": correct})
+    table = frame.groupby("bin").agg(confidence=("confidence", "mean"), accuracy=("correct", "mean"), images=("correct", "size"))
+    return table.reset_index(drop=True)
+
+
+def evaluate_labelled(manifest: pd.DataFrame, recognizers: dict, progress: Callable[[Iterable], Iterable] = iter) -> pd.DataFrame:
+    """Every model on a labelled folder of photos (class-folder layout): one row per photo and model
+    for each photo's main face (see ``score_labelled``); unreadable photos get an ``error``."""
+    from emorec.images import ImageError, load_image
+    from emorec.predict import classify_photo
+
+    rows = []
+    for path, label in progress(list(zip(manifest["path"], manifest["label"]))):
+        try:
+            rows += classify_photo(load_image(path), recognizers).main_face_rows(Path(path).name, label)
+        except ImageError as error:
+            rows.append({"photo": Path(path).name, "model": None, "expected": label, "predicted": None, "error": str(error)})
+    return pd.DataFrame(rows)

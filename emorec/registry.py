@@ -59,6 +59,25 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def read_history(name: str, models_dir: Path = MODELS_DIR) -> list[dict] | None:
+    """The final model's training history (one dict per epoch), when saved."""
+    try:
+        return json.loads((models_dir / name / "history.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def read_predictions(name: str, protocol: str, models_dir: Path = MODELS_DIR):
+    """Every cross-validation test prediction of a model (``cv-<protocol>.csv``), when saved."""
+    import pandas as pd
+
+    path = models_dir / name / f"cv-{protocol}.csv"
+    try:
+        return pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+
+
 def training_stats(models_dir: Path = MODELS_DIR) -> dict[str, dict]:
     """The statistics of each model's training data, by model name (from the cards)."""
     stats = {}

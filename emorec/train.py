@@ -268,4 +268,7 @@ def train_final(name: str, data_dir: Path, command: str, epochs: int | None = No
                      "learning_rate": variant.learning_rate, "augmentation": [l.name for l in augmentation().layers]},
         "latency_ms_per_face": measure_latency_ms(model, variant.input_shape),
         "commands": {"train": command},
+        "study_reported": {"accuracy": variant.study_reported_accuracy,
+                           "protocol": "image-level split (75/25 by image), as reported by the 2019 study"}
+        if variant.study_reported_accuracy is not None else None,
     }, models_dir)

@@ -12,7 +12,7 @@ import emorec  # noqa: F401  (bootstrap import order first)
 import pandas as pd
 import streamlit as st
 
-from emorec import config, data, tune
+from emorec import config, data, registry, tune
 from emorec.config import DEFAULT_MODEL
 from emorec.predict import PhotoResult, classify_photo, load_recognizers, shared_detector
 
@@ -33,6 +33,8 @@ PAGES: tuple[PageInfo, ...] = (
              "Upload or take photos: every face found, cropped and classified by every model side by side."),
     PageInfo("pages/4_tuning.py", "Tuning", "🎛️",
              "Explore Talos hyper-parameter scans: best configurations, parameter effects and importance."),
+    PageInfo("pages/5_compare.py", "Compare", "⚖️",
+             "The study's three variants and emorec's model side by side: honest metrics, confusion, calibration."),
 )
 
 
@@ -94,3 +96,28 @@ def shipped_scans() -> dict[str, Path]:
 @st.cache_data(show_spinner="Reading the scan…")
 def load_scan(path: str) -> tune.TalosResults:
     return tune.read_results(path)
+
+
+def model_cards() -> dict[str, dict]:
+    """The readable cards of every model in models/ (tuning results excluded)."""
+    cards = {}
+    for name in registry.model_names(config.MODELS_DIR):
+        try:
+            cards[name] = registry.read_card(name, config.MODELS_DIR)
+        except registry.ModelUnavailable as error:
+            st.warning(str(error))
+    return cards
+
+
+@st.cache_data(show_spinner=False)
+def _predictions(name: str, protocol: str, models_dir: str, modified: float):
+    return registry.read_predictions(name, protocol, Path(models_dir))
+
+
+def model_predictions(name: str, protocol: str):
+    path = config.MODELS_DIR / name / f"cv-{protocol}.csv"
+    return _predictions(name, protocol, str(config.MODELS_DIR), path.stat().st_mtime) if path.exists() else None
+
+
+def model_history(name: str):
+    return registry.read_history(name, config.MODELS_DIR)

@@ -203,3 +203,17 @@ def test_shipped_model_labels_ckplus_images(name):
     for path in sample["path"]:
         faces = recognizer.predict(load_image(path))
         assert len(faces) == 1 and faces[0].label in LABELS
+
+
+def test_train_final_ships_a_model_with_its_card(tmp_path, class_folder_dataset):
+    from emorec.train import train_final
+
+    card = train_final("baseline", class_folder_dataset, "python -m emorec train --variant baseline", epochs=1,
+                       models_dir=tmp_path)
+    folder = tmp_path / "baseline"
+    assert (folder / "model.keras").exists() and (folder / "history.json").exists() and (folder / "card.md").exists()
+    assert card["classes"] == list(LABELS) and card["input_shape"] == [32, 25, 3] and card["training"]["epochs"] == 1
+    assert card["data"]["images"] == 18 and card["latency_ms_per_face"] > 0
+    assert card["study_reported"]["accuracy"] == 0.21
+    assert EmotionRecognizer.load("baseline", tmp_path).predict(skdata.astronaut())[0].box == [0, 0, 512, 512]
+    assert registry.headline(card)["size MB"] > 0

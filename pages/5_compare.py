@@ -1,0 +1,139 @@
+"""Compare: every shipped model side by side, from their cards; and on your own labelled photos."""
+
+import emorec  # noqa: F401  (first: see emorec/__init__.py)
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from emorec import data, evaluate, plots, registry
+from emorec.config import LABELS
+from pages.common import model_cards, model_history, model_predictions, recognizers
+
+st.title("⚖️ Compare models")
+cards = model_cards()
+if not cards:
+    st.info("No model card in models/ yet: train and evaluate a model first (see the README).")
+    st.stop()
+
+
+def mean_std(block: dict | None, key: str = "accuracy") -> str:
+    if not block:
+        return "—"
+    value = block[key]
+    return f"{value['mean']:.1%} ± {value['std']:.1%}"
+
+
+def metrics_table() -> pd.DataFrame:
+    rows = []
+    for name, card in cards.items():
+        evaluation = card.get("evaluation", {})
+        subject, image = evaluation.get("subject-kfold", {}), evaluation.get("image-kfold", {})
+        fer = evaluation.get("fer2013-publictest")
+        head = registry.headline(card)
+        rows.append({
+            "model": name,
+            "CK+ 8 classes, by subject": mean_std(subject.get("classes_8")),
+            "macro-F1 (8)": mean_std(subject.get("classes_8"), "macro_f1"),
+            "CK+ 7 emotions, by subject": mean_std(subject.get("emotions_7")),
+            "macro-F1 (7)": mean_std(subject.get("emotions_7"), "macro_f1"),
+            "CK+ 8 classes, by image": mean_std(image.get("classes_8")),
+            "FER2013 PublicTest": f"{fer['accuracy']:.1%}" if fer else "—",
+            "parameters": f"{card['parameters']:,}" if card.get("parameters") else "—",
+            "size MB": head["size MB"],
+            "latency ms/face": head["latency ms/face"],
+        })
+        reported = card.get("study_reported")
+        if reported:
+            rows.append({"model": f"{name} — 2019 study", "CK+ 8 classes, by image": f"{reported['accuracy']:.0%} "
+                         "(image-level split, as reported)"})
+    return pd.DataFrame(rows).fillna("")
+
+
+st.subheader("Metrics")
+st.dataframe(metrics_table(), hide_index=True)
+st.caption("By subject: 10-fold cross-validation where nobody appears in both training and test data (the honest "
+           "number). By image: folds by image, as the study split, so one person's faces sit on both sides.")
+
+split_rows = []
+for name, card in cards.items():
+    for protocol, result in card.get("evaluation", {}).items():
+        if "classes_8" in result:
+            split_rows.append({"model": name, "protocol": protocol, "accuracy": result["classes_8"]["accuracy"]["mean"],
+                               "std": result["classes_8"]["accuracy"]["std"]})
+    if card.get("study_reported"):
+        split_rows.append({"model": name, "protocol": "study, as reported", "accuracy": card["study_reported"]["accuracy"], "std": 0})
+if split_rows:
+    st.subheader("Subject split against image split")
+    st.plotly_chart(px.bar(pd.DataFrame(split_rows), x="model", y="accuracy", color="protocol", barmode="group",
+                           error_y="std", range_y=[0, 1], height=360), width="stretch", key="split-chart")
+
+evaluated = {name: card["evaluation"]["subject-kfold"] for name, card in cards.items()
+             if "subject-kfold" in card.get("evaluation", {})}
+if evaluated:
+    st.subheader("Confusion matrices (subject-grouped cross-validation, 8 classes)")
+    for column, (name, result) in zip(st.columns(min(3, len(evaluated))), evaluated.items()):
+        block = result["classes_8"]
+        column.plotly_chart(plots.confusion_heatmap(block["confusion_matrix"], block["classes"], name),
+                            width="stretch", key=f"cm-{name}")
+
+    st.subheader("Per-class F1")
+    f1 = pd.DataFrame([{"model": name, "class": c, "F1": v["f1-score"]} for name, r in evaluated.items()
+                       for c, v in r["classes_8"]["per_class"].items()])
+    st.plotly_chart(px.bar(f1, x="class", y="F1", color="model", barmode="group", range_y=[0, 1], height=340,
+                           category_orders={"class": list(LABELS)}), width="stretch", key="f1")
+
+    st.subheader("Calibration (reliability)")
+    reliability_rows = []
+    for name in evaluated:
+        predictions = model_predictions(name, "subject-kfold")
+        if predictions is not None:
+            reliability_rows.append(evaluate.reliability(predictions).assign(model=name))
+    if reliability_rows:
+        figure = px.line(pd.concat(reliability_rows), x="confidence", y="accuracy", color="model", markers=True,
+                         hover_data=["images"], range_x=[0, 1], range_y=[0, 1], height=360)
+        figure.add_shape(type="line", x0=0, y0=0, x1=1, y1=1, line=dict(dash="dot", color="grey"))
+        st.plotly_chart(figure, width="stretch", key="reliability")
+        st.caption("A calibrated model lies on the dotted diagonal: when it says 80 %, it is right 80 % of the time. "
+                   "ECE per model: " + ", ".join(f"{n} {r['ece']:.3f}" for n, r in evaluated.items()))
+
+histories = {name: model_history(name) for name in cards}
+curves = [pd.DataFrame(h).assign(model=name) for name, h in histories.items() if h]
+if curves:
+    st.subheader("Training curves (final models)")
+    long = pd.concat(curves)
+    metric = st.radio("Curve", [c for c in ("accuracy", "loss", "val_accuracy", "val_loss") if c in long], horizontal=True)
+    st.plotly_chart(px.line(long, x="epoch", y=metric, color="model", height=320), width="stretch", key="curves")
+
+st.subheader("Evaluate on your own labelled photos")
+st.caption("A zip or a folder in class-folder layout: happy/anna.jpg, sad/ben.png, …")
+upload = st.file_uploader("Zip of class folders", type=["zip"])
+folder = st.text_input("…or a folder on this machine", placeholder="/path/to/labelled/photos")
+if (upload or folder) and st.button("Evaluate every model", type="primary"):
+    available, _ = recognizers()
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            where = data.extract_zip(upload.getvalue(), Path(scratch)) if upload else Path(folder).expanduser()
+            manifest = data.load_dataset(where)
+            bar = st.progress(0.0, text="Evaluating…")
+            total = len(manifest)
+
+            def progress(items):
+                for done, item in enumerate(items, start=1):
+                    yield item
+                    bar.progress(done / total, text=f"{done} of {total} photos")
+
+            st.session_state["own-results"] = evaluate.evaluate_labelled(manifest, available, progress)
+    except data.DatasetError as error:
+        st.error(str(error))
+results = st.session_state.get("own-results")
+if results is not None:
+    summary, matrices = evaluate.score_labelled(results)
+    st.dataframe(summary, hide_index=True)
+    for column, (name, matrix) in zip(st.columns(max(1, min(3, len(matrices)))), matrices.items()):
+        column.plotly_chart(plots.confusion_heatmap(matrix.to_numpy().tolist(), list(matrix.index), name),
+                            width="stretch", key=f"own-{name}")
+    st.download_button("Download per-photo results (CSV)", results.to_csv(index=False), "emorec-evaluation.csv", "text/csv")
