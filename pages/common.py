@@ -12,6 +12,8 @@ import emorec  # noqa: F401  (bootstrap import order first)
 import pandas as pd
 import streamlit as st
 
+from streamlit.runtime.pages_manager import PagesManager
+
 from emorec import config, data, registry, tune
 from emorec.config import DEFAULT_MODEL
 from emorec.predict import PhotoResult, classify_photo, load_recognizers, shared_detector
@@ -31,11 +33,21 @@ PAGES: tuple[PageInfo, ...] = (
              "Statistics of an expression dataset: images, sequences and subjects per class, image sizes, samples."),
     PageInfo("pages/2_classify.py", "Classify", "🙂",
              "Upload or take photos: every face found, cropped and classified by every model side by side."),
+    PageInfo("pages/3_live.py", "Live", "🎥",
+             "Your webcam with faces and expressions drawn live (frames per second shown)."),
     PageInfo("pages/4_tuning.py", "Tuning", "🎛️",
              "Explore Talos hyper-parameter scans: best configurations, parameter effects and importance."),
     PageInfo("pages/5_compare.py", "Compare", "⚖️",
              "The study's three variants and emorec's model side by side: honest metrics, confusion, calibration."),
 )
+
+
+# A pages/ folder makes Streamlit run the very first request of a fresh server the old (v1) way:
+# a page opened by its URL runs without app.py, so the sidebar lists every file here. app.py's
+# st.navigation defines the pages; switch the old way off and rerun through app.py.
+if PagesManager.uses_pages_directory:
+    PagesManager.uses_pages_directory = False
+    st.rerun()
 
 
 @st.cache_data(show_spinner="Reading the dataset…")
@@ -121,3 +133,12 @@ def model_predictions(name: str, protocol: str):
 
 def model_history(name: str):
     return registry.read_history(name, config.MODELS_DIR)
+
+
+def rtc_configuration() -> dict:
+    """WebRTC ICE servers: none on localhost; a deployment sets ``rtc_configuration`` in
+    .streamlit/secrets.toml (see the README)."""
+    try:
+        return dict(st.secrets["rtc_configuration"])
+    except (KeyError, FileNotFoundError, st.errors.StreamlitSecretNotFoundError):
+        return {"iceServers": []}

@@ -38,10 +38,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(data_dir: Path, log_path: Path):
-    """Serve app.py on a free port until the block ends; yields (url, log_path)."""
+def running_app(data_dir: Path, log_path: Path, models_dir: Path | None = None):
+    """Serve app.py on a free port until the block ends; yields its URL."""
     port = free_port()
     env = {**os.environ, "EMOREC_DATA": str(data_dir)}
+    if models_dir is not None:
+        env["EMOREC_MODELS"] = str(models_dir)
     with open(log_path, "w") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),

@@ -1,0 +1,36 @@
+"""The Live page in headless Chromium with a fake camera: the stream starts and frames are processed."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.browser import browser_page, chromium_path, running_app, server_errors
+from tests.test_models import ship_tiny_model
+
+pytestmark = pytest.mark.browser
+
+
+def frames_processed(page) -> int:
+    values = page.locator("[data-testid='stMetricValue']").all_inner_texts()
+    return int(values[0].replace(",", "")) if values else 0
+
+
+def test_webcam_stream_is_processed(tmp_path):
+    chromium_path()
+    models = tmp_path / "models"
+    ship_tiny_model(models, "tiny")  # any model: this test is about the video pipeline
+    log = tmp_path / "server.log"
+    with running_app(tmp_path, log, models_dir=models) as url, browser_page() as page:
+        page.goto(f"{url}/live")
+        page.get_by_text("Live webcam").first.wait_for(timeout=60_000)
+        page.frame_locator("iframe[title*='streamlit_webrtc']").first.get_by_role("button", name="START").click()
+        deadline = time.time() + 60
+        while frames_processed(page) < 5 and time.time() < deadline:
+            time.sleep(1)
+        first = frames_processed(page)
+        time.sleep(4)
+        assert first >= 5 and frames_processed(page) > first, "the frame counter did not rise"
+        assert not page.errors, page.errors
+    assert not server_errors(log), server_errors(log)
