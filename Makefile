@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 EMOREC_DATA ?= $(if $(wildcard ../shared/data/ckplus),../shared/data/ckplus,data)
 export EMOREC_DATA
 
-.PHONY: run test install install-dev bench clean study-models
+.PHONY: run test install install-dev bench clean study-models screenshots
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,3 +41,7 @@ study-models: install
 	  $(PY) -m emorec evaluate --variant $$v --data $(CKPLUS) --protocol image-kfold && \
 	  $(PY) -m emorec train --variant $$v --data $(CKPLUS) || exit 1; \
 	done
+
+# README screenshots of every page, from the running app (needs chromium).
+screenshots: install-dev
+	$(PY) -m tests.screenshots

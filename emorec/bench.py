@@ -62,7 +62,90 @@ def bench_faces(data: Path | None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-BENCHES = {"faces": bench_faces}
+def _median_seconds(action, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def bench_predict(data: Path | None) -> pd.DataFrame:
+    """End to end per 640x490 photo (load, detect, crop, classify) with the default model and with
+    every shipped model side by side, and a 20-photo batch, after warm-up."""
+    from emorec.config import DEFAULT_MODEL
+    from emorec.images import load_image
+    from emorec.predict import classify_photo, load_recognizers
+    from emorec.registry import ModelUnavailable
+
+    paths = bench_images(data, 20)
+    recognizers, _ = load_recognizers()
+    if not recognizers:
+        raise ModelUnavailable("No usable model in models/ to benchmark.")
+    default = DEFAULT_MODEL if DEFAULT_MODEL in recognizers else next(iter(recognizers))
+    photo = paths[0]
+    rows = []
+    for label, chosen in ((f"default model ({default})", {default: recognizers[default]}),
+                          (f"all {len(recognizers)} models side by side", recognizers)):
+        classify_photo(load_image(photo), chosen)  # warm-up
+        rows.append({"measure": f"one photo, {label}", "photos": 1,
+                     "median s": round(_median_seconds(lambda: classify_photo(load_image(photo), chosen), 15), 4)})
+        started = time.perf_counter()
+        for path in paths:
+            classify_photo(load_image(path), chosen)
+        rows.append({"measure": f"{len(paths)}-photo batch, {label}", "photos": len(paths),
+                     "median s": round(time.perf_counter() - started, 3)})
+    return pd.DataFrame(rows).assign(**{"peak RSS MB": round(peak_rss_mb())})
+
+
+def bench_all(data: Path | None) -> pd.DataFrame:
+    """One table: model load time, face stage, each model per face, end to end per photo, batch
+    throughput and peak memory."""
+    import keras
+
+    from emorec.faces import align_crop
+    from emorec.images import load_image
+    from emorec.predict import EmotionRecognizer, classify_photo, load_recognizers, shared_detector
+    from emorec.registry import model_names
+
+    paths = bench_images(data, 20)
+    image = load_image(paths[0])
+    rows = []
+    for name in model_names():
+        started = time.perf_counter()
+        try:
+            EmotionRecognizer.load(name)
+        except Exception as error:  # the table reports an unusable model instead of stopping
+            rows.append({"measure": f"load {name}", "value": f"unavailable: {error}", "unit": ""})
+            continue
+        rows.append({"measure": f"load {name}", "value": round(time.perf_counter() - started, 3), "unit": "s"})
+        keras.backend.clear_session()
+    detector = shared_detector()
+    detector.detect(image)
+    face = detector.detect(image)[0]
+    rows.append({"measure": "face stage (load+detect+align+crop) per photo", "unit": "s", "value": round(
+        _median_seconds(lambda: align_crop(load_image(paths[0]), detector.detect(load_image(paths[0]))[0], (48, 48)), 15), 4)})
+    recognizers, _ = load_recognizers()
+    for name, recognizer in recognizers.items():
+        crop = recognizer.crop(image, face)[None]
+        recognizer.classify(crop)
+        rows.append({"measure": f"{name} per face", "unit": "ms",
+                     "value": round(1000 * _median_seconds(lambda: recognizer.classify(crop), 30), 2)})
+    if recognizers:
+        classify_photo(image, recognizers)
+        rows.append({"measure": "end to end per photo, all models", "unit": "s",
+                     "value": round(_median_seconds(lambda: classify_photo(load_image(paths[0]), recognizers), 10), 4)})
+        started = time.perf_counter()
+        for path in paths:
+            classify_photo(load_image(path), recognizers)
+        rows.append({"measure": "batch throughput, all models", "unit": "photos/s",
+                     "value": round(len(paths) / (time.perf_counter() - started), 1)})
+    rows.append({"measure": "peak memory (RSS)", "unit": "MB", "value": round(peak_rss_mb())})
+    return pd.DataFrame(rows)[["measure", "value", "unit"]]
+
+
+BENCHES = {"all": bench_all, "faces": bench_faces, "predict": bench_predict}
 
 
 def run(what: str, data: Path | None = None) -> pd.DataFrame:

@@ -182,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(run=cmd_predict)
 
     bench = commands.add_parser("bench", help="speed and memory on this machine, as a table")
-    bench.add_argument("what", nargs="?", choices=["faces"], default="faces", help="what to measure (default: %(default)s)")
+    bench.add_argument("what", nargs="?", choices=["all", "faces", "predict"], default="all",
+                       help="what to measure (default: %(default)s: everything in one table)")
     bench.add_argument("--data", type=Path, default=None,
                        help="CK+ class folders to time on (default: ../shared/data/ckplus when present, else synthetic)")
     bench.set_defaults(run=cmd_bench)

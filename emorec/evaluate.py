@@ -7,6 +7,7 @@ kept, so metrics, confusion matrices and calibration come from one table.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -44,13 +45,23 @@ Trainer = Callable[[np.ndarray, np.ndarray, np.ndarray, Path], Callable[[np.ndar
 def cross_validate(x: np.ndarray, manifest: pd.DataFrame, trainer: Trainer, protocol: str, run_dir: Path,
                    n_splits: int = 10, progress: Callable[[Iterable], Iterable] = iter) -> pd.DataFrame:
     """Train and test once per fold; returns one row per test image: its fold, true label and
-    the predicted probability of every class."""
+    the predicted probability of every class. Folds finished before an interruption (their test
+    predictions saved in ``run_dir``) are not trained again."""
     y = np.array([LABELS.index(label) for label in manifest["label"]])
     groups = groups_of(manifest).to_numpy()
     rows = []
     for fold, (train, test) in progress(list(enumerate(folds(manifest, protocol, n_splits)))):
-        predict = trainer(x[train], y[train], groups[train], run_dir / f"{protocol}-fold{fold:02d}")
-        probabilities = predict(x[test])
+        fold_dir = run_dir / f"{protocol}-fold{fold:02d}"
+        done = fold_dir / "test_probabilities.npz"
+        test_paths = manifest["path"].iloc[test].to_numpy().astype(str)
+        saved = np.load(done) if done.exists() else None
+        if saved is not None and np.array_equal(saved["paths"], test_paths):
+            probabilities = saved["probabilities"]  # this fold finished before an interruption
+        else:
+            probabilities = trainer(x[train], y[train], groups[train], fold_dir)(x[test])
+            fold_dir.mkdir(parents=True, exist_ok=True)
+            np.savez(fold_dir / "test_probabilities.tmp.npz", paths=test_paths, probabilities=probabilities)
+            os.replace(fold_dir / "test_probabilities.tmp.npz", done)
         frame = pd.DataFrame(probabilities, columns=LABELS)
         frame.insert(0, "fold", fold)
         frame.insert(1, "path", manifest["path"].iloc[test].to_numpy())

@@ -217,3 +217,21 @@ def test_train_final_ships_a_model_with_its_card(tmp_path, class_folder_dataset)
     assert card["study_reported"]["accuracy"] == 0.21
     assert EmotionRecognizer.load("baseline", tmp_path).predict(skdata.astronaut())[0].box == [0, 0, 512, 512]
     assert registry.headline(card)["size MB"] > 0
+
+
+def test_cross_validation_resumes_finished_folds(tmp_path, class_folder_dataset):
+    from emorec.data import load_dataset
+
+    manifest = load_dataset(class_folder_dataset)
+    x = np.zeros((len(manifest), 4, 4, 1), np.uint8)
+    trained = []
+
+    def trainer(x_train, y_train, groups, run_dir):
+        trained.append(run_dir.name)
+        return lambda images: np.full((len(images), len(LABELS)), 1 / len(LABELS))
+
+    first = evaluate.cross_validate(x, manifest, trainer, "subject-kfold", tmp_path, n_splits=3)
+    assert len(trained) == 3 and len(first) == len(manifest)
+    again = evaluate.cross_validate(x, manifest, trainer, "subject-kfold", tmp_path, n_splits=3)
+    assert len(trained) == 3  # nothing trained twice
+    pd.testing.assert_frame_equal(first, again)
