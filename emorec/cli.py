@@ -10,6 +10,7 @@ from pathlib import Path
 
 from emorec.config import CACHE_DIR, DEFAULT_MODEL, IMAGE_SUFFIXES, FaceDefaults, default_data_dir
 from emorec.evaluate import PROTOCOLS
+from emorec.tune import DEFAULT_SPACE
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -136,6 +137,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    import time
+
+    from emorec.tune import run_scan
+
+    shard = tuple(int(v) for v in args.shard.split("/")) if args.shard else None
+    if shard and not (len(shard) == 2 and 0 <= shard[0] < shard[1]):
+        raise SystemExit("error: --shard must be INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/4")
+    started = time.time()
+    status, rows = run_scan(args.data, args.out, args.variant, args.space, args.rounds, shard)
+    print(f"scan {status}: {rows} configurations in {args.out} ({(time.time() - started) / 60:.1f} min this run)")
+    return 0
+
+
+def cmd_tune_merge(args: argparse.Namespace) -> int:
+    from emorec.tune import merge_scans
+
+    print(f"{merge_scans(args.tables, args.out)} configurations in {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m emorec", description="Facial-expression recognition workbench.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -171,6 +193,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="default: the median best epoch of its cross-validation, else the variant's default")
     train.set_defaults(run=cmd_train)
 
+    tune = commands.add_parser("tune", help="a Talos scan of the study's network family, validated by subject")
+    tune.add_argument("--space", type=Path, default=DEFAULT_SPACE, help="search-space TOML (default: the study's)")
+    tune.add_argument("--variant", choices=["full", "mtcnn"], default="mtcnn", help="whole frames or MTCNN crops")
+    tune.add_argument("--data", required=True, type=Path, help="dataset folder (CK+)")
+    tune.add_argument("--rounds", type=int, default=None, help="configurations to try (default: all)")
+    tune.add_argument("--out", type=Path, default=Path("models/tuning/emorec-mtcnn-scan.csv"), help="results table")
+    tune.add_argument("--shard", default=None, metavar="I/N", help="run only shard I of N of the space (for several machines)")
+    tune.set_defaults(run=cmd_tune)
+
+    merge = commands.add_parser("tune-merge", help="merge the results tables of a scan's shards")
+    merge.add_argument("tables", nargs="+", type=Path)
+    merge.add_argument("--out", required=True, type=Path)
+    merge.set_defaults(run=cmd_tune_merge)
+
     models = commands.add_parser("models", help="list the shipped models with their headline numbers")
     models.set_defaults(run=cmd_models)
 
@@ -193,10 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from emorec.data import DatasetError
     from emorec.registry import ModelUnavailable
+    from emorec.tune import SearchSpaceError
 
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (DatasetError, ModelUnavailable) as error:
+    except (DatasetError, ModelUnavailable, SearchSpaceError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""Talos tuning: read every dialect of Talos results table into one clean DataFrame.
+"""Talos tuning: scans of the study's network family, and every dialect of Talos results table
+read into one clean DataFrame.
 
 Tables written by Talos 0.x/1.x (the 2019 study's) and by Talos 2.x differ: a leading index
 column, the name ``loss`` used twice (the metric and the loss-function parameter), float noise
@@ -10,6 +11,7 @@ hides all of that; unknown columns are kept.
 from __future__ import annotations
 
 import io
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,3 +151,114 @@ def broken_share(results: TalosResults, chance: float) -> float:
     if "val_accuracy" not in results.frame:
         return 0.0
     return round(float((results.frame["val_accuracy"] <= chance).mean()), 4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scanning (Talos 2.x)
+
+DEFAULT_SPACE = Path(__file__).parent / "spaces" / "study.toml"
+SCAN_VARIANTS = {"full": "tuned_full", "mtcnn": "tuned_mtcnn"}
+
+
+class SearchSpaceError(ValueError):
+    """A search-space file that cannot be used; the message says why."""
+
+
+def load_space(path: str | Path = DEFAULT_SPACE) -> tuple[dict[str, list], dict]:
+    """A search space file (TOML): ``[params]`` name = [values...] and optional ``[scan]`` settings."""
+    import tomllib
+
+    path = Path(path)
+    try:
+        spec = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SearchSpaceError(f"{path}: no such search-space file.") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise SearchSpaceError(f"{path} is not valid TOML: {error}") from None
+    params = spec.get("params")
+    if not isinstance(params, dict) or not params:
+        raise SearchSpaceError(f"{path} has no [params] table of parameter = [values].")
+    not_lists = [name for name, values in params.items() if not isinstance(values, list) or not values]
+    if not_lists:
+        raise SearchSpaceError(f"{path}: parameters must be non-empty lists of values: {', '.join(not_lists)}.")
+    return params, spec.get("scan", {})
+
+
+OPTIMIZERS = {"adam": "Adam", "nadam": "Nadam", "rmsprop": "RMSprop", "sgd": "SGD", "adamw": "AdamW"}
+
+
+def scan_model(x_train, y_train, x_val, y_val, params):
+    """The Talos model function: the study's tuned family with one configuration's parameters,
+    trained with augmentation, class weights and early stopping on the (subject-grouped) validation data."""
+    import keras
+
+    from emorec.models import tuned_cnn
+    from emorec.train import augmentation, class_weights
+
+    network = tuned_cnn(x_train.shape[1:], y_train.shape[1], params)
+    model = keras.Sequential([keras.Input(x_train.shape[1:]), augmentation(), network])
+    optimizer = getattr(keras.optimizers, OPTIMIZERS[str(params["optimizer"]).lower()])
+    model.compile(optimizer=optimizer(learning_rate=float(params["lr"])), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+    stop = keras.callbacks.EarlyStopping(patience=int(params["patience"]), restore_best_weights=True)
+    history = model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=int(params["epochs"]),
+                        batch_size=int(params["batch_size"]), class_weight=class_weights(y_train.argmax(axis=1), 1.0),
+                        callbacks=[stop], verbose=0)
+    return history, model
+
+
+def run_scan(data_dir: Path, out: Path, variant: str = "mtcnn", space: Path = DEFAULT_SPACE, rounds: int | None = None,
+             shard: tuple[int, int] | None = None, work_dir: Path | None = None) -> tuple[str, int]:
+    """A Talos scan of the study's network family on CK+ (whole frames or MTCNN crops), validated
+    on held-out subjects. ``rounds`` configurations are drawn from the space (with ``shard`` =
+    (i, n), this machine runs the i-th of n parts of that draw). Re-running the same command resumes
+    an interrupted scan, as long as emorec's code is unchanged. Returns the scan's status and its
+    number of rows; the results table is written to ``out``."""
+    import shutil
+
+    import keras
+    import talos
+    from talos.parameters.DistributeParamSpace import DistributeParamSpace
+
+    from emorec.config import CACHE_DIR, LABELS, SEED
+    from emorec.data import groups_of, load_dataset
+    from emorec.train import inner_validation_split, label_indices, variant_inputs
+
+    # Talos makes a scan's git HEAD part of its identity: a commit between the run and its resume
+    # would make the resume fail. Scans depend on their parameters and data, not on commits.
+    os.environ["GIT_DIR"] = "/nonexistent"
+    params, settings = load_space(space)
+    params = {**params, "patience": [int(settings.get("early_stopping_patience", 5))]}
+    if shard is not None:  # the same sample of ``rounds`` configurations on every machine, split in shards
+        index, count = shard
+        params = DistributeParamSpace(params, round_limit=rounds, machines=count, seed=SEED).param_spaces[index]
+        rounds = None
+    manifest = load_dataset(data_dir)
+    x = variant_inputs(SCAN_VARIANTS[variant], manifest).astype("float32")
+    y = keras.utils.to_categorical(label_indices(manifest["label"]), len(LABELS))
+    fit_rows, val_rows = inner_validation_split(y.argmax(axis=1), groups_of(manifest).to_numpy(),
+                                                float(settings.get("validation_subjects", 0.2)))
+    work_dir = work_dir or CACHE_DIR / "scans" / (out.stem + (f"-shard{shard[0]}of{shard[1]}" if shard else ""))
+    resume = (work_dir / "checkpoint.json").exists()
+    if work_dir.exists() and not resume:
+        shutil.rmtree(work_dir)  # a scan that never finished its first trial: start it again
+    scan = talos.Scan(x=x[fit_rows], y=y[fit_rows], x_val=x[val_rows], y_val=y[val_rows], params=params,
+                      model=scan_model, experiment_name="emorec", experiment_dir=str(work_dir), resume=resume,
+                      round_limit=rounds, seed=SEED, reduction_metric="val_accuracy", save_weights=False)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    scan.data.to_csv(tmp, index=False)
+    os.replace(tmp, out)
+    return scan.status, len(scan.data)
+
+
+def merge_scans(tables: list[Path], out: Path) -> int:
+    """Shards of one scan (run on several machines) as one table; each configuration once."""
+    frames = [pd.read_csv(path) for path in tables]
+    merged = pd.concat(frames, ignore_index=True)
+    if "_param_hash" in merged:
+        merged = merged.drop_duplicates("_param_hash")
+    tmp = out.with_name(out.name + ".tmp")
+    merged.to_csv(tmp, index=False)
+    os.replace(tmp, out)
+    return len(merged)

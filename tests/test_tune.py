@@ -84,3 +84,65 @@ def test_study_tables(name, rows):
     assert results.frame["optimizer"].isin(["Adam", "Nadam", "RMSprop", "SGD"]).all()
     assert "loss_function" in results.params and results.frame["val_accuracy"].between(0, 1).all()
     assert tune.repeated_outcomes(results)["val_accuracy"].iloc[0] == pytest.approx(0.2048, abs=1e-4)
+
+
+TINY_SPACE = """
+[params]
+activation_1 = ["relu", "tanh"]
+activation_2 = ["relu"]
+activation_3 = ["elu"]
+activation_4 = ["relu"]
+activation_5 = ["relu"]
+neurons_layer_2 = [8]
+neurons_layer_3 = [8, 16]
+neurons_layer_4 = [8]
+dropout = [0.1]
+kernel_initializer = ["uniform"]
+optimizer = ["Adam", "SGD"]
+lr = [0.001]
+batch_size = [8]
+epochs = [2]
+last_activation = ["softmax"]
+
+[scan]
+early_stopping_patience = 1
+validation_subjects = 0.34
+"""
+
+
+def test_scan_shards_resume_and_merge(tmp_path, class_folder_dataset):
+    space = tmp_path / "space.toml"
+    space.write_text(TINY_SPACE)
+    tables = []
+    for shard in ((0, 2), (1, 2)):
+        out = tmp_path / f"scan-{shard[0]}.csv"
+        status, rows = tune.run_scan(class_folder_dataset, out, "full", space, rounds=4, shard=shard,
+                                     work_dir=tmp_path / f"work-{shard[0]}")
+        assert status == "complete" and rows == 2
+        results = tune.read_results(out)
+        assert results.dialect == "talos-2" and "val_accuracy" in results.metrics
+        assert {"activation_1", "optimizer", "patience"} <= set(results.params)
+        tables.append(out)
+    again = tune.run_scan(class_folder_dataset, tables[0], "full", space, rounds=4, shard=(0, 2), work_dir=tmp_path / "work-0")
+    assert again == ("complete", 2)  # finished scan: resumed, nothing trained again
+    merged = tmp_path / "merged.csv"
+    assert tune.merge_scans(tables, merged) == 4
+    assert tune.read_results(merged).frame["_param_hash"].nunique() == 4
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such search-space file"), ("[params\nx=1", "not valid TOML"), ("[scan]\na = 1\n", "no \\[params\\]"),
+    ("[params]\nlr = 0.1\n", "non-empty lists"),
+])
+def test_bad_search_space(tmp_path, content, message):
+    path = tmp_path / "space.toml"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(tune.SearchSpaceError, match=message):
+        tune.load_space(path)
+
+
+def test_shipped_space_is_the_studys():
+    params, settings = tune.load_space()
+    assert params["optimizer"] == ["Adam", "Nadam", "RMSprop", "SGD"] and params["neurons_layer_4"] == [32, 64, 128, 256]
+    assert settings["validation_subjects"] == 0.2
