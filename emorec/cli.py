@@ -8,7 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from emorec.config import CACHE_DIR, DEFAULT_MODEL, IMAGE_SUFFIXES, FaceDefaults, default_data_dir
+from emorec.config import (CACHE_DIR, DEFAULT_MODEL, IMAGE_SUFFIXES, MODELS_DIR, VARIANT_NAMES, FaceDefaults,
+                           default_data_dir)
 from emorec.evaluate import PROTOCOLS
 from emorec.tune import DEFAULT_SPACE
 
@@ -64,11 +65,33 @@ def progress_bar(desc: str, unit: str = "it"):
     return lambda items: tqdm(items, desc=desc, unit=unit)
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from emorec.recipe import pretrained_path
+    from emorec.train import pretrain_fer
+
+    run_dir = pretrained_path(MODELS_DIR).parent
+    pretrain_fer(args.data, run_dir, args.epochs)
+    print(f"saved {pretrained_path(MODELS_DIR)}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from emorec import recipe
     from emorec.evaluate import evaluate_variant
 
-    summary = evaluate_variant(args.variant, args.data, args.protocol, command_line(), args.folds,
-                               progress=progress_bar(f"{args.variant} {args.protocol}", "fold"))
+    progress = progress_bar(f"{args.variant} {args.protocol}", "fold")
+    if args.protocol == "fer2013-publictest":
+        summary = recipe.evaluate_holdout(args.variant, args.data, command_line(), MODELS_DIR)
+        print(f"{args.data}: accuracy {summary['accuracy']:.3f}, macro-F1 {summary['macro_f1']:.3f} "
+              f"({summary['images']} faces)")
+        return 0
+    if args.variant == "emorec":
+        if args.protocol != "subject-kfold":
+            raise SystemExit("error: emorec is cross-validated by subject only")
+        summary = recipe.cross_validate_emorec(args.data, args.ck48, args.fer, command_line(), MODELS_DIR,
+                                               args.epochs or 10, args.folds, progress)
+    else:
+        summary = evaluate_variant(args.variant, args.data, args.protocol, command_line(), args.folds, progress=progress)
     for key, title in (("classes_8", "8 classes"), ("emotions_7", "7 emotions")):
         acc, f1 = summary[key]["accuracy"], summary[key]["macro_f1"]
         print(f"{title}: accuracy {acc['mean']:.3f} ± {acc['std']:.3f}, macro-F1 {f1['mean']:.3f} ± {f1['std']:.3f}")
@@ -76,10 +99,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from emorec.recipe import ship_emorec
     from emorec.train import train_final
 
-    card = train_final(args.variant, args.data, command_line(), args.epochs,
-                       progress=progress_bar("detecting faces", "img"))
+    if args.variant == "emorec":
+        card = ship_emorec(args.data, args.ck48, args.fer, command_line(), MODELS_DIR, args.epochs or 10)
+    else:
+        card = train_final(args.variant, args.data, command_line(), args.epochs,
+                           progress=progress_bar("detecting faces", "img"))
     print(f"saved models/{args.variant}: {card['parameters']:,} parameters, {card['file_size_bytes'] / 1e6:.1f} MB, "
           f"{card['latency_ms_per_face']} ms per face")
     return 0
@@ -177,20 +204,31 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--cache", type=Path, default=CACHE_DIR / "faces", help="cache folder (default: %(default)s)")
     prepare.set_defaults(run=cmd_prepare)
 
-    variants = ["baseline", "tuned_full", "tuned_mtcnn"]
-    evaluate = commands.add_parser("evaluate", help="cross-validate a model variant and record it in its card")
+    pretrain = commands.add_parser("pretrain", help="emorec stage 1: pretrain on FER2013 train (resumable)")
+    pretrain.add_argument("--data", required=True, type=Path, help="FER2013 train (class folders or CSV)")
+    pretrain.add_argument("--epochs", type=int, default=30)
+    pretrain.set_defaults(run=cmd_pretrain)
+
+    variants = list(VARIANT_NAMES)
+    extra = argparse.ArgumentParser(add_help=False)
+    extra.add_argument("--ck48", type=Path, default=None, help="emorec: CK+48 frames as extra training faces")
+    extra.add_argument("--fer", type=Path, default=None, help="emorec: FER2013 train, a slice mixed into fine-tuning")
+    evaluate = commands.add_parser("evaluate", parents=[extra], help="evaluate a model variant and record it in its card")
     evaluate.add_argument("--variant", required=True, choices=variants)
-    evaluate.add_argument("--data", required=True, type=Path, help="dataset folder (CK+)")
-    evaluate.add_argument("--protocol", choices=list(PROTOCOLS), default="subject-kfold",
-                          help="subject-kfold (honest) or image-kfold (the study's split); default: %(default)s")
+    evaluate.add_argument("--data", required=True, type=Path, help="dataset folder (CK+; FER2013 validation for fer2013-publictest)")
+    evaluate.add_argument("--protocol", choices=[*PROTOCOLS, "fer2013-publictest"], default="subject-kfold",
+                          help="subject-kfold (honest), image-kfold (the study's split) or fer2013-publictest "
+                               "(the shipped model on FER2013's PublicTest faces); default: %(default)s")
     evaluate.add_argument("--folds", type=int, default=10, help="number of folds (default: %(default)s)")
+    evaluate.add_argument("--epochs", type=int, default=None, help="emorec: fine-tuning epochs per fold (default 10)")
     evaluate.set_defaults(run=cmd_evaluate)
 
-    train = commands.add_parser("train", help="train a model variant on a whole dataset and ship it in models/")
+    train = commands.add_parser("train", parents=[extra], help="train a model variant on a whole dataset and ship it in models/")
     train.add_argument("--variant", required=True, choices=variants)
     train.add_argument("--data", required=True, type=Path, help="dataset folder (CK+)")
     train.add_argument("--epochs", type=int, default=None,
-                       help="default: the median best epoch of its cross-validation, else the variant's default")
+                       help="default: the median best epoch of its cross-validation, else the variant's default "
+                            "(emorec: 10 fine-tuning epochs)")
     train.set_defaults(run=cmd_train)
 
     tune = commands.add_parser("tune", help="a Talos scan of the study's network family, validated by subject")

@@ -115,6 +115,28 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
     return round(float(ece), 4)
 
 
+def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature T minimising the negative log-likelihood of softmax(log p / T)."""
+    from scipy.optimize import minimize_scalar
+
+    logits = np.log(np.clip(probabilities, 1e-12, 1.0))
+
+    def nll(temperature: float) -> float:
+        scaled = logits / temperature
+        scaled -= scaled.max(axis=1, keepdims=True)
+        log_probs = scaled - np.log(np.exp(scaled).sum(axis=1, keepdims=True))
+        return float(-log_probs[np.arange(len(labels)), labels].mean())
+
+    return round(float(minimize_scalar(nll, bounds=(0.25, 10.0), method="bounded").x), 4)
+
+
+def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(log p / T): T > 1 softens over-confident probabilities, T < 1 sharpens them."""
+    scaled = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
+    scaled = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+    return scaled / scaled.sum(axis=1, keepdims=True)
+
+
 def summarize(predictions: pd.DataFrame, protocol: str) -> dict:
     """Everything a model card holds for one protocol: 8 classes, the 7 emotions, calibration."""
     probabilities = predictions[list(LABELS)].to_numpy()

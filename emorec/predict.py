@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from emorec.config import MODELS_DIR, FaceDefaults
+from emorec.evaluate import apply_temperature
 from emorec.faces import Face, FaceDetector, align_crop, whole_image_face
 from emorec.images import to_model_input
 from emorec.registry import MODEL_FILE, ModelUnavailable, read_card
@@ -57,6 +58,7 @@ class EmotionRecognizer:
         self.margin: float = float(card.get("margin", FaceDefaults.margin))
         self.temperature: float = float(card.get("temperature", 1.0))
         self.threshold: float = float(card.get("threshold", 0.5))
+        self.tta_flip: bool = bool(card.get("tta_flip", False))
         # One traced graph for any batch size: calling a Keras model eagerly costs far more per face.
         self._forward = tf.function(
             lambda x: model(x, training=False),
@@ -97,12 +99,11 @@ class EmotionRecognizer:
         """Calibrated class probabilities for a batch of model inputs (N, h, w, c)."""
         if len(crops) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
-        probabilities = self._forward(np.asarray(crops, np.float32)).numpy().astype(np.float64)
-        if self.temperature != 1.0:  # softmax(logits / T), written on probabilities
-            scaled = np.log(np.clip(probabilities, 1e-12, 1.0)) / self.temperature
-            probabilities = np.exp(scaled - scaled.max(axis=1, keepdims=True))
-            probabilities /= probabilities.sum(axis=1, keepdims=True)
-        return probabilities
+        crops = np.asarray(crops, np.float32)
+        probabilities = self._forward(crops).numpy().astype(np.float64)
+        if self.tta_flip:  # average with the mirror image, as the model was evaluated
+            probabilities = (probabilities + self._forward(crops[:, :, ::-1]).numpy()) / 2
+        return apply_temperature(probabilities, self.temperature) if self.temperature != 1.0 else probabilities
 
     def faces_of(self, image: np.ndarray, whole_image: bool = False, detector: FaceDetector | None = None) -> list[Face]:
         """The faces this model classifies: detected faces, or the whole image when asked for (or

@@ -37,6 +37,12 @@ def test_builders_compile_and_fit_a_tiny_batch(name):
     assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
 
 
+def test_cli_knows_every_variant():
+    from emorec.config import VARIANT_NAMES
+
+    assert list(VARIANT_NAMES) == list(VARIANTS)
+
+
 def test_class_weights_favour_rare_classes():
     weights = class_weights(np.array([0] * 90 + [1] * 10), power=1.0)
     assert weights[1] > weights[0] and weights[1] / weights[0] == pytest.approx(9)
