@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -129,7 +130,8 @@ def compile_model(model: keras.Model, optimizer: str, learning_rate) -> None:
 
 
 def fit(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset | None, epochs: int, run_dir: Path,
-        class_weight: dict | None = None, patience: int | None = 10, verbose: int = 2) -> keras.Model:
+        class_weight: dict | None = None, patience: int | None = 10, verbose: int = 2,
+        on_epoch: Callable[[int, dict], None] | None = None) -> keras.Model:
     """Fit with resumable checkpoints in ``run_dir`` (re-running the same call continues where an
     interrupted one stopped), early stopping on validation loss, and ``history.json``."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -139,6 +141,8 @@ def fit(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset | None,
     ]
     if val is not None and patience:
         callbacks.append(keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True))
+    if on_epoch is not None:  # progress for a page or a bar: (epochs done, logs)
+        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, logs or {})))
     model.fit(train, validation_data=val, epochs=epochs, class_weight=class_weight, callbacks=callbacks,
               shuffle=False, verbose=verbose)  # the tf.data pipeline shuffles
     return model
@@ -271,4 +275,50 @@ def train_final(name: str, data_dir: Path, command: str, epochs: int | None = No
         "study_reported": {"accuracy": variant.study_reported_accuracy,
                            "protocol": "image-level split (75/25 by image), as reported by the 2019 study"}
         if variant.study_reported_accuracy is not None else None,
+    }, models_dir)
+
+
+def train_configuration(params: dict, data_dir: Path, name: str, face_crop: bool, command: str,
+                        models_dir: Path = MODELS_DIR, on_epoch: Callable[[int, dict], None] | None = None) -> dict:
+    """Train one configuration of the study's tuned family (a row of a Talos table) on a dataset,
+    validated on a fifth of the subjects held out, and register it in ``models/<name>``."""
+    from emorec.data import groups_of
+    from emorec.evaluate import scores
+    from emorec.models import tuned_cnn
+
+    set_seed()
+    variant = VARIANTS["tuned_mtcnn" if face_crop else "tuned_full"]
+    manifest = load_dataset(data_dir)
+    x = variant_inputs(variant.name, manifest)
+    y = label_indices(manifest["label"])
+    fit_rows, val_rows = inner_validation_split(y, groups_of(manifest).to_numpy(), 0.2)
+    model = tuned_cnn(variant.input_shape, len(LABELS), params, name="tuned")
+    compile_model(model, str(params.get("optimizer", variant.optimizer)), float(params.get("lr", variant.learning_rate)))
+    epochs = int(params.get("epochs", variant.epochs))
+    batch_size = int(params.get("batch_size", variant.batch_size))
+    fit(model, make_dataset(x[fit_rows], y[fit_rows], batch_size, augmentation(), shuffle=True),
+        make_dataset(x[val_rows], y[val_rows], 256), epochs, CACHE_DIR / "runs" / "configurations" / name,
+        class_weights(y[fit_rows], 1.0), patience=int(params.get("patience", 5)), verbose=0, on_epoch=on_epoch)
+    out = models_dir / name
+    save_model(model, out / registry.MODEL_FILE)
+    atomic_write_text(out / "history.json", (CACHE_DIR / "runs" / "configurations" / name / "history.json").read_text())
+    probabilities = model.predict(x[val_rows].astype(np.float32), verbose=0)
+    holdout = pd.DataFrame(probabilities, columns=LABELS).assign(fold=0, label=manifest["label"].to_numpy()[val_rows])
+    result = scores(holdout, LABELS)
+    return registry.update_card(name, {
+        "description": f"A configuration of the study's tuned family, trained from the Tuning page "
+                       f"({'MTCNN face crops' if face_crop else 'whole frames'})",
+        "variant": variant.name,
+        "classes": list(LABELS),
+        "input_shape": list(variant.input_shape),
+        "face_crop": face_crop,
+        "parameters": int(model.count_params()),
+        "file_size_bytes": (out / registry.MODEL_FILE).stat().st_size,
+        "data": {**dataset_summary(manifest), "folder": str(data_dir)},
+        "training": {"params": {k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()}, "epochs": epochs},
+        "evaluation": {"subject-holdout": {"description": "one split: a fifth of the subjects held out",
+                                           "accuracy": result["accuracy"]["pooled"], "macro_f1": result["macro_f1"]["pooled"],
+                                           "images": result["images"]}},
+        "latency_ms_per_face": measure_latency_ms(model, variant.input_shape),
+        "commands": {"train": command},
     }, models_dir)

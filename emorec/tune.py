@@ -114,6 +114,22 @@ def read_results(source: str | Path | bytes, name: str | None = None) -> TalosRe
     return TalosResults(frame.reset_index(drop=True), metrics, params, dialect, name)
 
 
+# Talos 0.x/1.x ``lr_normalizer``: scan tables store the learning rate in these units.
+LR_NORMALIZER_DIVISOR = {"sgd": 100.0, "adagrad": 100.0, "adam": 1000.0, "nadam": 1000.0, "rmsprop": 1000.0, "adamax": 500.0}
+
+
+def configuration(results: TalosResults, row: int) -> dict:
+    """One table row as parameters ``emorec.models.tuned_cnn`` and training understand: plain
+    Python values, and learning rates written in Talos's normalised units (values above 0.1, as
+    in the study's tables) converted to real ones."""
+    values = results.frame.loc[row, results.params].to_dict()
+    params = {k: (v.item() if hasattr(v, "item") else v) for k, v in values.items() if pd.notna(v)}
+    optimizer = str(params.get("optimizer", "adam")).lower()
+    if "lr" in params and float(params["lr"]) > 0.1:
+        params["lr"] = float(params["lr"]) / LR_NORMALIZER_DIVISOR.get(optimizer, 1000.0)
+    return params
+
+
 def parameter_importance(results: TalosResults, metric: str | None = None) -> pd.DataFrame:
     """How much each hyper-parameter matters: the share of the metric's variance explained by its
     values (one-way ANOVA eta squared), with the F-test's p-value. Parameters with one value are skipped."""

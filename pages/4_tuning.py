@@ -2,12 +2,17 @@
 
 import emorec  # noqa: F401  (first: see emorec/__init__.py)
 
+import re
+from pathlib import Path
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from emorec import plots, tune
-from pages.common import load_scan, shipped_scans
+from emorec import config, plots, tune
+from emorec.config import VARIANT_NAMES, default_data_dir
+from emorec.data import DatasetError
+from pages.common import load_models, load_scan, shipped_scans
 
 st.title("🎛️ Tuning explorer")
 st.caption("Talos hyper-parameter scans: which configurations worked, and which parameters mattered.")
@@ -117,3 +122,36 @@ if other is not None and metric in other.metrics:
     b.dataframe(other.top(5, metric), hide_index=True)
 elif other is not None:
     st.info(f"{other.name} has no {metric} column.")
+
+st.subheader("Train this configuration")
+ranked = filtered.sort_values(metric, ascending=ascending)
+row = st.selectbox("Configuration", ranked.index[:50],
+                   format_func=lambda i: f"#{i}: {metric} {ranked.loc[i, metric]:.3f} — " +
+                   ", ".join(f"{p}={ranked.loc[i, p]}" for p in results.params[:6]))
+params = tune.configuration(results, row)
+st.json(params, expanded=False)
+left, right = st.columns(2)
+face_crop = left.radio("Input", ["MTCNN face crops (54x72)", "whole frames (32x25)"],
+                       index=0 if "full" not in results.name else 1).startswith("MTCNN")
+name = right.text_input("Register as", value=f"custom-{row}", help="A folder name under models/")
+data_dir = st.text_input("Training data (CK+ class folders)", value=str(default_data_dir()))
+if st.button("Train", type="primary"):
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or name in {"tuning", *VARIANT_NAMES}:
+        st.error("Choose a name of letters, digits, - and _ that is not a shipped model's.")
+    else:
+        from emorec.train import train_configuration  # TensorFlow loads only when training is asked for
+
+        epochs = int(params.get("epochs", 30))
+        bar = st.progress(0.0, text="Preparing faces…")
+        try:
+            card = train_configuration(params, Path(data_dir), name, face_crop, f"Tuning page: {results.name} row {row}",
+                                       models_dir=config.MODELS_DIR, on_epoch=lambda done, logs: bar.progress(
+                                           min(done / epochs, 1.0), text=f"epoch {done}: val_accuracy {logs.get('val_accuracy', 0):.3f}"))
+        except DatasetError as error:
+            st.error(str(error))
+        else:
+            bar.progress(1.0, text="Done")
+            load_models.clear()
+            held_out = card["evaluation"]["subject-holdout"]
+            st.success(f"Registered models/{name}: accuracy {held_out['accuracy']:.1%} on held-out subjects "
+                       f"({held_out['images']} images). It now appears on the Compare and Classify pages.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,24 @@ def test_tuning_page_rejects_a_broken_upload(monkeypatch, tmp_path):
     app.file_uploader(key="scan-upload").set_value(("broken.csv", b"name,score\nx,1\n", "text/csv")).run()
     assert not app.exception
     assert "no metric column" in app.error[0].value
+
+
+def test_train_a_configuration_from_the_tuning_page(monkeypatch, tmp_path, class_folder_dataset):
+    import shutil
+
+    import emorec.config
+
+    models = tmp_path / "models"
+    shutil.copytree(ROOT / "models" / "tuning", models / "tuning")
+    monkeypatch.setattr(emorec.config, "MODELS_DIR", models)
+    app = open_app(monkeypatch, tmp_path)
+    app.switch_page("pages/4_tuning.py").run()
+    app.text_input[-1].set_value(str(class_folder_dataset)).run()
+    app.radio[0].set_value("whole frames (32x25)").run()
+    next(b for b in app.button if b.label == "Train").click().run(timeout=300)
+    assert not app.exception, app.exception
+    assert "Registered models/custom-" in app.success[0].value
+    name = app.text_input[-2].value
+    card = json.loads((models / name / "card.json").read_text())
+    assert card["face_crop"] is False and card["training"]["params"]["optimizer"] in {"Adam", "Nadam", "RMSprop", "SGD"}
+    assert card["training"]["params"]["lr"] < 0.1  # Talos's normalised units converted
