@@ -43,8 +43,8 @@ def metrics_table() -> pd.DataFrame:
             "CK+ 8 classes, by image": mean_std(image.get("classes_8")),
             "FER2013 PublicTest": f"{fer['accuracy']:.1%}" if fer else "—",
             "parameters": f"{card['parameters']:,}" if card.get("parameters") else "—",
-            "size MB": head["size MB"],
-            "latency ms/face": head["latency ms/face"],
+            "size MB": "—" if head["size MB"] is None else f"{head['size MB']:.1f}",
+            "latency ms/face": "—" if head["latency ms/face"] is None else f"{head['latency ms/face']:.1f}",
         })
         reported = card.get("study_reported")
         if reported:
