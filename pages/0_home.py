@@ -3,7 +3,9 @@
 import emorec  # noqa: F401
 import streamlit as st
 
-from pages.common import PAGES
+from pages.common import PAGES, page_setup
+
+page_setup()
 
 st.title("emorec — facial-expression recognition workbench")
 st.markdown(

@@ -9,7 +9,9 @@ import streamlit as st
 
 from emorec import data, registry
 from emorec.config import default_data_dir
-from pages.common import image_sizes, load_manifest
+from pages.common import image_sizes, load_manifest, page_setup
+
+page_setup()
 
 st.title("📊 Dataset")
 folder = st.text_input(

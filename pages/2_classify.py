@@ -15,7 +15,9 @@ from emorec.drawing import draw_faces
 from emorec.evaluate import score_labelled
 from emorec.explain import occlusion_map, overlay
 from emorec.images import ImageError, load_image
-from pages.common import classify, model_picker
+from pages.common import classify, model_picker, page_setup
+
+page_setup()
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
 

@@ -11,7 +11,9 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from emorec.live import LiveAnnotator, LiveStats
-from pages.common import model_picker, rtc_configuration
+from pages.common import model_picker, page_setup, rtc_configuration
+
+page_setup()
 
 st.title("🎥 Live webcam")
 st.caption("Press START and allow the camera. Frames are processed on this machine; nothing is recorded. "

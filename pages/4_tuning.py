@@ -12,7 +12,9 @@ import streamlit as st
 from emorec import config, plots, tune
 from emorec.config import VARIANT_NAMES, default_data_dir
 from emorec.data import DatasetError
-from pages.common import load_models, load_scan, shipped_scans
+from pages.common import load_models, load_scan, page_setup, shipped_scans
+
+page_setup()
 
 st.title("🎛️ Tuning explorer")
 st.caption("Talos hyper-parameter scans: which configurations worked, and which parameters mattered.")

@@ -11,7 +11,9 @@ import streamlit as st
 
 from emorec import data, evaluate, plots, registry
 from emorec.config import LABELS
-from pages.common import model_cards, model_history, model_predictions, recognizers
+from pages.common import model_cards, model_history, model_predictions, page_setup, recognizers
+
+page_setup()
 
 st.title("⚖️ Compare models")
 cards = model_cards()

@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from emorec import config, data, registry, tune
 from emorec.config import DEFAULT_MODEL
@@ -42,12 +43,20 @@ PAGES: tuple[PageInfo, ...] = (
 )
 
 
-# A pages/ folder makes Streamlit run the very first request of a fresh server the old (v1) way:
-# a page opened by its URL runs without app.py, so the sidebar lists every file here. app.py's
-# st.navigation defines the pages; switch the old way off and rerun through app.py.
-if PagesManager.uses_pages_directory:
-    PagesManager.uses_pages_directory = False
-    st.rerun()
+_switched_to_app_navigation = False
+
+
+def page_setup() -> None:
+    """The first call of every page. A pages/ folder makes Streamlit serve the first request of a
+    fresh server the old (v1) way: a page opened by its URL runs without app.py, and the sidebar
+    lists every file here. app.py's st.navigation defines the pages: switch the old way off, and
+    rerun that first request through app.py (once per server, so no later click is lost)."""
+    global _switched_to_app_navigation
+    if PagesManager.uses_pages_directory and get_script_run_ctx() is not None:
+        PagesManager.uses_pages_directory = False
+        if not _switched_to_app_navigation:
+            _switched_to_app_navigation = True
+            st.rerun()
 
 
 @st.cache_data(show_spinner="Reading the dataset…")

@@ -12,6 +12,7 @@ import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -37,9 +38,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class RunningApp(NamedTuple):
+    url: str
+    pid: int
+
+    def peak_rss_mb(self) -> float:
+        """The server's peak resident memory so far (VmHWM)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
 @contextmanager
 def running_app(data_dir: Path, log_path: Path, models_dir: Path | None = None):
-    """Serve app.py on a free port until the block ends; yields its URL."""
+    """Serve app.py on a free port until the block ends; yields a ``RunningApp`` (url, pid)."""
     port = free_port()
     env = {**os.environ, "EMOREC_DATA": str(data_dir)}
     if models_dir is not None:
@@ -61,7 +74,7 @@ def running_app(data_dir: Path, log_path: Path, models_dir: Path | None = None):
                     if server.poll() is not None or time.time() > deadline:
                         raise RuntimeError(f"the app did not start:\n{log_path.read_text()[-3000:]}")
                     time.sleep(0.5)
-            yield url
+            yield RunningApp(url, server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -102,7 +102,7 @@ def test_train_a_configuration_from_the_tuning_page(monkeypatch, tmp_path, class
     app.radio[0].set_value("whole frames (32x25)").run()
     next(b for b in app.button if b.label == "Train").click().run(timeout=300)
     assert not app.exception, app.exception
-    assert "Registered models/custom-" in app.success[0].value
+    assert app.success and "Registered models/custom-" in app.success[0].value, [e.value for e in app.error]
     name = app.text_input[-2].value
     card = json.loads((models / name / "card.json").read_text())
     assert card["face_crop"] is False and card["training"]["params"]["optimizer"] in {"Adam", "Nadam", "RMSprop", "SGD"}

@@ -23,8 +23,8 @@ def app_url(tmp_path_factory):
             for label in ("happy", "sad"):
                 write_image(data_dir / label / f"S{subject:03d}_001_00000001.png")
     log = tmp_path_factory.mktemp("server") / "server.log"
-    with running_app(data_dir, log) as url:
-        yield url
+    with running_app(data_dir, log) as app:
+        yield app.url
     assert not server_errors(log), server_errors(log)
 
 

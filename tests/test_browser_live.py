@@ -22,7 +22,8 @@ def test_webcam_stream_is_processed(tmp_path):
     models = tmp_path / "models"
     ship_tiny_model(models, "tiny")  # any model: this test is about the video pipeline
     log = tmp_path / "server.log"
-    with running_app(tmp_path, log, models_dir=models) as url, browser_page() as page:
+    with running_app(tmp_path, log, models_dir=models) as app, browser_page() as page:
+        url = app.url
         page.goto(f"{url}/live")
         page.get_by_text("Live webcam").first.wait_for(timeout=60_000)
         page.frame_locator("iframe[title*='streamlit_webrtc']").first.get_by_role("button", name="START").click()
