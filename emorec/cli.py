@@ -124,9 +124,31 @@ def cmd_models(args: argparse.Namespace) -> int:
         except ModelUnavailable as error:
             rows.append({"model": name, "status": str(error)})
             continue
-        rows.append({"model": name, "classes": len(card.get("classes", [])), **headline(card)})
-    print(pd.DataFrame(rows).to_string(index=False) if rows else "No models in models/.")
+        reported = (card.get("study_reported") or {}).get("accuracy")
+        rows.append({"model": name, "classes": len(card.get("classes", [])), **headline(card),
+                     "study reported (image split)": reported})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        print("No models in models/.")
+    elif args.markdown:
+        print(markdown_table(table))
+    else:
+        print(table.to_string(index=False))
     return 0
+
+
+def markdown_table(table) -> str:
+    """A DataFrame as a Markdown table (fractions as percentages), for the README."""
+    def cell(column: str, value) -> str:
+        if value is None or value != value:
+            return "—"
+        if isinstance(value, float) and ("CK+" in column or "FER" in column or "study" in column):
+            return f"{value:.1%}"
+        return str(value)
+
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(c, v) for c, v in row.items()) + " |" for _, row in table.iterrows()]
+    return "\n".join(lines)
 
 
 def iter_images(paths: list[Path]):
@@ -246,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     merge.set_defaults(run=cmd_tune_merge)
 
     models = commands.add_parser("models", help="list the shipped models with their headline numbers")
+    models.add_argument("--markdown", action="store_true", help="as a Markdown table (for the README)")
     models.set_defaults(run=cmd_models)
 
     predict = commands.add_parser("predict", help="classify the faces in images (files or folders)")

@@ -148,11 +148,17 @@ def fit(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset | None,
     return model
 
 
-def save_model(model: keras.Model, path: Path) -> None:
-    """Save atomically: a crash mid-write leaves the previous model in place."""
+def save_model(model: keras.Model, path: Path, quantize: bool = False) -> None:
+    """Save what inference needs (no optimizer state), atomically: a crash mid-write leaves the
+    previous model in place. ``quantize`` stores Dense kernels as int8 (Keras weight-only
+    quantization): a quarter of the size for dense-heavy networks, same predictions within ~1 %."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.keras")
-    model.save(tmp)
+    bare = keras.models.clone_model(model)
+    bare.set_weights(model.get_weights())
+    if quantize:
+        bare.quantize("int8")
+    bare.save(tmp)
     os.replace(tmp, path)
 
 
@@ -257,9 +263,10 @@ def train_final(name: str, data_dir: Path, command: str, epochs: int | None = No
     run_dir = CACHE_DIR / "runs" / name / "final"
     model = train_study_variant(name, x, y, None, run_dir, epochs)
     out = models_dir / name
-    save_model(model, out / registry.MODEL_FILE)
+    save_model(model, out / registry.MODEL_FILE, quantize=variant.quantize_dense)
     atomic_write_text(out / "history.json", (run_dir / "history.json").read_text())
     return registry.update_card(name, {
+        "quantization": "Dense kernels int8 (keras quantize), convolutions float32" if variant.quantize_dense else None,
         "description": variant.description,
         "variant": name,
         "classes": list(LABELS),

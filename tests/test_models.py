@@ -241,3 +241,19 @@ def test_cross_validation_resumes_finished_folds(tmp_path, class_folder_dataset)
     again = evaluate.cross_validate(x, manifest, trainer, "subject-kfold", tmp_path, n_splits=3)
     assert len(trained) == 3  # nothing trained twice
     pd.testing.assert_frame_equal(first, again)
+
+
+def test_save_model_keeps_inference_only_and_can_quantize(tmp_path):
+    from emorec.train import save_model
+
+    model = build("tuned_mtcnn")
+    compile_model(model, "adam", 1e-3)
+    x = np.random.default_rng(0).integers(0, 255, (8, 54, 72, 3)).astype(np.float32)
+    model.fit(x, np.arange(8) % 8, epochs=1, verbose=0)
+    save_model(model, tmp_path / "plain.keras")
+    save_model(model, tmp_path / "int8.keras", quantize=True)
+    plain, int8 = (keras.models.load_model(tmp_path / f, compile=False) for f in ("plain.keras", "int8.keras"))
+    assert getattr(plain, "optimizer", None) is None
+    assert (tmp_path / "int8.keras").stat().st_size < (tmp_path / "plain.keras").stat().st_size / 3
+    assert np.allclose(plain.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+    assert np.abs(int8.predict(x, verbose=0) - plain.predict(x, verbose=0)).max() < 0.05
