@@ -154,7 +154,7 @@ def save_model(model: keras.Model, path: Path, quantize: bool = False) -> None:
     quantization): a quarter of the size for dense-heavy networks, same predictions within ~1 %."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.keras")
-    bare = keras.models.clone_model(model)
+    bare = type(model).from_config(model.get_config())  # same network, not compiled (clone_model keeps the optimizer)
     bare.set_weights(model.get_weights())
     if quantize:
         bare.quantize("int8")
