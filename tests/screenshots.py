@@ -26,9 +26,9 @@ def shoot(page, name: str, clip_to: str | None = None) -> None:
     path = OUT / f"{name}.png"
     if clip_to:
         box = page.get_by_text(clip_to).first.bounding_box()
-        page.screenshot(path=path, full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": box["y"]})
+        page.screenshot(path=path, clip={"x": 0, "y": 0, "width": 1280, "height": box["y"]})
     else:
-        page.screenshot(path=path, full_page=True)
+        page.screenshot(path=path)
     print(f"wrote {path}")
 
 
@@ -37,6 +37,7 @@ def main() -> None:
     data_dir = SHARED_DATA / "ckplus"
     with tempfile.TemporaryDirectory() as scratch, running_app(data_dir, Path(scratch) / "server.log") as app, browser_page() as page:
         url = app.url
+        page.set_viewport_size({"width": 1280, "height": 1800})  # Streamlit scrolls inside the page: make it tall
         photo = Path(scratch) / "astronaut.jpg"
         Image.fromarray(skdata.astronaut()).save(photo)
         page.goto(url)
