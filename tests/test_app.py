@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
+from skimage import data as skdata
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT, shared_data
@@ -107,3 +109,43 @@ def test_train_a_configuration_from_the_tuning_page(monkeypatch, tmp_path, class
     card = json.loads((models / name / "card.json").read_text())
     assert card["face_crop"] is False and card["training"]["params"]["optimizer"] in {"Adam", "Nadam", "RMSprop", "SGD"}
     assert card["training"]["params"]["lr"] < 0.1  # Talos's normalised units converted
+
+
+def test_compare_page_reads_the_shipped_cards(monkeypatch, tmp_path):
+    from emorec import registry
+
+    app = open_app(monkeypatch, tmp_path)
+    app.switch_page("pages/5_compare.py").run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    shipped = [name for name in registry.model_names() if "subject-kfold" in registry.read_card(name).get("evaluation", {})]
+    assert shipped, "no shipped model card holds a subject-grouped evaluation"
+    for name in shipped:
+        card = registry.read_card(name)
+        accuracy = card["evaluation"]["subject-kfold"]["classes_8"]["accuracy"]
+        row = table[table["model"] == name].iloc[0]
+        assert row["CK+ 8 classes, by subject"] == f"{accuracy['mean']:.1%} ± {accuracy['std']:.1%}"
+    reported = table[table["model"].str.endswith("2019 study")]
+    assert len(reported) >= 1 and reported["CK+ 8 classes, by image"].str.contains("as reported").all()
+
+
+def test_compare_page_scores_an_uploaded_zip_and_rejects_a_bad_one(monkeypatch, tmp_path):
+    import io
+    import zipfile
+
+    app = open_app(monkeypatch, tmp_path)
+    app.switch_page("pages/5_compare.py").run()
+    app.file_uploader[0].set_value(("bad.zip", b"not a zip", "application/zip")).run()
+    next(b for b in app.button if b.label == "Evaluate every model").click().run()
+    assert not app.exception and "not a zip" in app.error[0].value
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for label in ("happy", "sad"):
+            image = io.BytesIO()
+            Image.fromarray(skdata.astronaut()).save(image, format="JPEG")
+            archive.writestr(f"friends/{label}/anna.jpg", image.getvalue())
+    app.file_uploader[0].set_value(("friends.zip", buffer.getvalue(), "application/zip")).run()
+    next(b for b in app.button if b.label == "Evaluate every model").click().run(timeout=180)
+    assert not app.exception
+    assert any("photos" in d.value.columns and (d.value["photos"] == 2).all() for d in app.dataframe)
