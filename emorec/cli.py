@@ -191,9 +191,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     from emorec.tune import run_scan
 
-    shard = tuple(int(v) for v in args.shard.split("/")) if args.shard else None
+    try:
+        shard = tuple(int(v) for v in args.shard.split("/")) if args.shard else None
+    except ValueError:
+        shard = (-1,)
     if shard and not (len(shard) == 2 and 0 <= shard[0] < shard[1]):
-        raise SystemExit("error: --shard must be INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/4")
+        print("error: --shard must be INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/4", file=sys.stderr)
+        return 2
     started = time.time()
     status, rows = run_scan(args.data, args.out, args.variant, args.space, args.rounds, shard)
     print(f"scan {status}: {rows} configurations in {args.out} ({(time.time() - started) / 60:.1f} min this run)")
@@ -205,6 +209,20 @@ def cmd_tune_merge(args: argparse.Namespace) -> int:
 
     print(f"{merge_scans(args.tables, args.out)} configurations in {args.out}")
     return 0
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def at_least_two(text: str) -> int:
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError("cross-validation needs at least 2 folds")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -241,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--protocol", choices=[*PROTOCOLS, "fer2013-publictest"], default="subject-kfold",
                           help="subject-kfold (honest), image-kfold (the study's split) or fer2013-publictest "
                                "(the shipped model on FER2013's PublicTest faces); default: %(default)s")
-    evaluate.add_argument("--folds", type=int, default=10, help="number of folds (default: %(default)s)")
+    evaluate.add_argument("--folds", type=at_least_two, default=10, help="number of folds (default: %(default)s)")
     evaluate.add_argument("--epochs", type=int, default=None, help="emorec: fine-tuning epochs per fold (default 10)")
     evaluate.set_defaults(run=cmd_evaluate)
 
@@ -257,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--space", type=Path, default=DEFAULT_SPACE, help="search-space TOML (default: the study's)")
     tune.add_argument("--variant", choices=["full", "mtcnn"], default="mtcnn", help="whole frames or MTCNN crops")
     tune.add_argument("--data", required=True, type=Path, help="dataset folder (CK+)")
-    tune.add_argument("--rounds", type=int, default=None, help="configurations to try (default: all)")
+    tune.add_argument("--rounds", type=positive_int, default=None, help="configurations to try (default: all)")
     tune.add_argument("--out", type=Path, default=Path("models/tuning/emorec-mtcnn-scan.csv"), help="results table")
     tune.add_argument("--shard", default=None, metavar="I/N", help="run only shard I of N of the space (for several machines)")
     tune.set_defaults(run=cmd_tune)
@@ -290,11 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from emorec.data import DatasetError
     from emorec.registry import ModelUnavailable
-    from emorec.tune import SearchSpaceError
+    from emorec.tune import SearchSpaceError, TalosTableError
 
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (DatasetError, ModelUnavailable, SearchSpaceError) as error:
+    except (DatasetError, ModelUnavailable, SearchSpaceError, TalosTableError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -112,7 +112,7 @@ def read_ckplus_official(root: str | Path, last_frames: int = 1, neutral: bool =
     if not images_root.is_dir() or not emotion_root.is_dir():
         raise DatasetError(f"{root} is not the CK+ layout: it needs cohn-kanade-images/ and Emotion/.")
     rows = []
-    for sequence_dir in sorted(p for p in images_root.glob("*/*") if p.is_dir()):
+    for sequence_dir in sorted(p for p in images_root.glob("*/*") if p.is_dir() and p.name.isdigit()):
         frames = _images_in(sequence_dir)
         if not frames:
             continue
@@ -133,8 +133,10 @@ def _read_emotion_code(path: Path) -> str:
     text = path.read_text(errors="replace").strip()
     try:
         code = int(float(text.split()[0]))
+        if not 0 <= code < len(LABELS):
+            raise ValueError(code)
         return LABELS[code]
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, OverflowError):
         raise DatasetError(f"{path}: expected an emotion code 0..7, found {text[:40]!r}.") from None
 
 
@@ -162,7 +164,13 @@ def read_fer2013_csv(path: str | Path) -> pd.DataFrame:
 
 def fer2013_pixels(pixels: str) -> np.ndarray:
     """One FER2013 ``pixels`` string as a 48x48 uint8 image."""
-    values = np.array(pixels.split(), dtype=np.uint8)
+    try:
+        values = np.array([int(v) for v in pixels.split()])
+    except ValueError:
+        raise DatasetError("A FER2013 row holds pixels that are not numbers.") from None
+    if values.size and (values.min() < 0 or values.max() > 255):
+        raise DatasetError("A FER2013 row holds pixel values outside 0..255.")
+    values = values.astype(np.uint8)
     if values.size != 48 * 48:
         raise DatasetError(f"A FER2013 row has {values.size} pixels, expected 2304 (48x48).")
     return values.reshape(48, 48)
@@ -170,11 +178,17 @@ def fer2013_pixels(pixels: str) -> np.ndarray:
 
 def load_dataset(where: str | Path) -> pd.DataFrame:
     """Read any understood layout into a manifest, or raise ``DatasetError`` naming the path."""
-    where = Path(where)
+    try:
+        return _load_dataset(Path(where))
+    except OSError as error:  # unreadable folders, special files, over-long names
+        raise DatasetError(f"{str(where)[:200]} cannot be read: {error.strerror or error}.") from None
+
+
+def _load_dataset(where: Path) -> pd.DataFrame:
     if not where.exists():
         raise DatasetError(f"{where} does not exist.")
-    if where.is_file():
-        if where.suffix.lower() == ".csv":
+    if not where.is_dir():
+        if where.is_file() and where.suffix.lower() == ".csv":
             return read_fer2013_csv(where)
         raise DatasetError(f"{where} is a file; expected a dataset folder or a FER2013 .csv.")
     if (where / "cohn-kanade-images").is_dir():
@@ -261,7 +275,7 @@ def image_sizes(manifest: pd.DataFrame) -> pd.DataFrame:
         try:
             with Image.open(path) as image:
                 sizes.append((*image.size, image.mode))
-        except OSError:
+        except (OSError, ValueError, Image.DecompressionBombError):
             sizes.append((None, None, "unreadable"))
     table = pd.DataFrame(sizes, columns=["width", "height", "mode"])
     return table.value_counts(dropna=False).rename("images").reset_index()
@@ -311,7 +325,11 @@ def expected_labels_csv(text: str) -> dict[str, str]:
     import io
 
     labels = {}
-    for row in csv.reader(io.StringIO(text)):
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as error:
+        raise DatasetError(f"The labels CSV cannot be read: {error}.") from None
+    for row in rows:
         if len(row) < 2 or row[0].strip().lower() in ("file", "filename", "path", "name"):
             continue
         labels[Path(row[0].strip()).name] = canonical_label(row[1])
@@ -338,7 +356,10 @@ def extract_zip(data: bytes, destination: Path, max_bytes: int = 2_000_000_000) 
         target = (root / member.filename).resolve()
         if root not in target.parents:
             raise DatasetError(f"The zip holds an unsafe path: {member.filename}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(archive.read(member))
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(archive.read(member))
+        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError) as error:
+            raise DatasetError(f"The zip cannot be unpacked at {member.filename} ({error}).") from None
     entries = [p for p in root.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX"]
     return entries[0] if len(entries) == 1 and entries[0].is_dir() and entries[0].name.lower() not in LABEL_ALIASES else root

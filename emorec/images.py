@@ -7,6 +7,7 @@ Whatever a user uploads, ``load_image`` returns an 8-bit RGB array the right way
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from pathlib import Path
 
@@ -59,9 +60,10 @@ def load_image(source: ImageSource, name: str | None = None) -> np.ndarray:
         raise ImageError("not-an-image", f"{label} is not an image (or not in a format emorec reads: PNG, JPEG, WebP, BMP, TIFF, GIF).") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError("too-large", f"{label} has too many pixels to be decoded safely.") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
-        if isinstance(error, ImageError):
-            raise
+    except ImageError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError, IndexError, KeyError, struct.error) as error:
+        # Damaged files surface from Pillow's decoders as any of these.
         raise ImageError("truncated", f"{label} is damaged or incomplete and cannot be decoded ({error}).") from None
 
 

@@ -94,13 +94,15 @@ def read_results(source: str | Path | bytes, name: str | None = None) -> TalosRe
             frame = frame.rename(columns={column: "loss_function"})
     frame = frame.rename(columns={c: "loss" for c in duplicates if c in frame and "loss" not in frame})
 
-    metrics = [m for m in METRICS if m in frame.columns and pd.api.types.is_numeric_dtype(frame[m])]
+    frame = frame.loc[:, ~frame.columns.duplicated()]  # e.g. both val_acc and val_accuracy: keep the first
+    frame = frame.dropna(axis=1, how="all")
+    metrics = [m for m in METRICS if m in frame.columns and pd.api.types.is_numeric_dtype(frame[m])
+               and not pd.api.types.is_bool_dtype(frame[m])]
     if not metrics:
         raise TalosTableError(
             f"{name} is not a Talos results table: it has no metric column "
             f"(expected one of {', '.join(METRICS)}; found {', '.join(map(str, raw.columns[:12]))})."
         )
-    frame = frame.dropna(axis=1, how="all")
     for column in frame.columns:
         if pd.api.types.is_float_dtype(frame[column]) and column not in metrics:
             frame[column] = _denoise(frame[column])
@@ -157,7 +159,7 @@ def repeated_outcomes(results: TalosResults, metric: str | None = None, min_shar
     metric = metric or results.primary_metric
     counts = results.frame[metric].round(4).value_counts()
     shares = counts / len(results.frame)
-    kept = shares[shares >= min_share]
+    kept = shares[(shares >= min_share) & (counts >= 3)]  # one or two equal rows prove nothing
     return pd.DataFrame({metric: kept.index, "runs": counts[kept.index].to_numpy(), "share": kept.round(4).to_numpy()})
 
 
@@ -270,11 +272,15 @@ def run_scan(data_dir: Path, out: Path, variant: str = "mtcnn", space: Path = DE
 
 def merge_scans(tables: list[Path], out: Path) -> int:
     """Shards of one scan (run on several machines) as one table; each configuration once."""
-    frames = [pd.read_csv(path) for path in tables]
+    frames = [read_results(path).frame for path in tables]
     merged = pd.concat(frames, ignore_index=True)
     if "_param_hash" in merged:
         merged = merged.drop_duplicates("_param_hash")
     tmp = out.with_name(out.name + ".tmp")
-    merged.to_csv(tmp, index=False)
-    os.replace(tmp, out)
+    try:
+        merged.to_csv(tmp, index=False)
+        os.replace(tmp, out)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise TalosTableError(f"{out} cannot be written ({error.strerror or error}).") from None
     return len(merged)

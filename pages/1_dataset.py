@@ -9,7 +9,7 @@ import streamlit as st
 
 from emorec import data, registry
 from emorec.config import default_data_dir
-from pages.common import image_sizes, load_manifest, page_setup
+from pages.common import image_sizes, load_manifest, modified, page_setup
 
 page_setup()
 
@@ -48,7 +48,7 @@ def show_dataset(manifest: pd.DataFrame) -> None:
     if len(manifest) > 5000 and not st.toggle("Read the size of every image (slow for large datasets)"):
         st.caption(f"{len(manifest):,} images: turn the toggle on to read their headers.")
     else:
-        st.dataframe(image_sizes(str(path), path.stat().st_mtime), hide_index=True)
+        st.dataframe(image_sizes(str(path), modified(path)), hide_index=True)
 
     st.subheader("Samples")
     samples = data.sample_rows(manifest, per_class=6)
@@ -58,7 +58,7 @@ def show_dataset(manifest: pd.DataFrame) -> None:
         for column, (_, row) in zip(columns, rows.iterrows()):
             try:
                 column.image(data.read_image(row), caption=Path(row["path"]).name, width="stretch")
-            except OSError as error:
+            except (OSError, ValueError, data.DatasetError) as error:  # damaged or oversized sample files
                 column.warning(f"{Path(row['path']).name}: {error}")
 
 
@@ -89,7 +89,8 @@ Layouts emorec understands:
 
 
 try:
-    manifest = load_manifest(str(path), path.stat().st_mtime) if path.exists() else data.load_dataset(path)
+    mtime = modified(path)
+    manifest = load_manifest(str(path), mtime) if mtime is not None else data.load_dataset(path)
 except data.DatasetError as error:
     st.warning(str(error).split("\n")[0])
     show_training_data()

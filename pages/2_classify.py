@@ -108,11 +108,11 @@ def batch_sources() -> list[tuple[str, bytes]]:
     sources = [(u.name, u.getvalue()) for u in uploads or []]
     if folder:
         path = Path(folder).expanduser()
-        if not path.is_dir():
-            st.error(f"{path} is not a folder.")
-        else:
+        try:
             sources += [(str(p.relative_to(path)), p.read_bytes()) for p in sorted(path.rglob("*"))
                         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        except OSError as error:
+            st.error(f"{folder[:200]} cannot be read as a folder ({error.strerror or error}).")
     return sources
 
 
@@ -132,8 +132,9 @@ with batch_tab:
             try:
                 result = classify(load_image(data, name), hashlib.sha1(data).hexdigest(), tuple(recognizers), False, min_face)
                 rows += result.main_face_rows(name, label)
-            except ImageError as error:
-                rows.append({"photo": name, "model": None, "expected": label, "predicted": None, "error": str(error)})
+            except Exception as error:  # one photo must never lose the batch (ImageError: a readable message)
+                message = str(error) if isinstance(error, ImageError) else f"{type(error).__name__}: {error}"
+                rows.append({"photo": name, "model": None, "expected": label, "predicted": None, "error": message})
             bar.progress(done / len(sources), text=f"Classified {done} of {len(sources)}")
         st.session_state["batch-results"] = pd.DataFrame(rows)
     results = st.session_state.get("batch-results")

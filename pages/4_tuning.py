@@ -5,6 +5,7 @@ import emorec  # noqa: F401  (first: see emorec/__init__.py)
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -38,7 +39,8 @@ def choose_scan(label: str, key: str, default_index: int = 0) -> tune.TalosResul
 def filter_rows(results: tune.TalosResults, metric: str) -> pd.DataFrame:
     frame = results.frame
     with st.expander("Filters", expanded=False):
-        low, high = float(frame[metric].min()), float(frame[metric].max())
+        finite = frame[metric][np.isfinite(frame[metric])]
+        low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 0.0)
         if low < high:
             chosen = st.slider(f"{metric} range", low, high, (low, high), key="metric-range")
             frame = frame[frame[metric].between(*chosen)]
@@ -103,9 +105,10 @@ with right:
         st.markdown(f"**{time_column} against {metric}**")
         st.plotly_chart(px.scatter(filtered, x=time_column, y=metric, height=380, opacity=0.6), width="stretch", key="time")
 
-param = st.selectbox("Effect of one parameter", results.params,
-                     index=results.params.index(importance["parameter"].iloc[0]) if not importance.empty else 0)
-st.plotly_chart(plots.effect_plot(filtered, param, metric), width="stretch", key="effect")
+if results.params:
+    param = st.selectbox("Effect of one parameter", results.params,
+                         index=results.params.index(importance["parameter"].iloc[0]) if not importance.empty else 0)
+    st.plotly_chart(plots.effect_plot(filtered, param, metric), width="stretch", key="effect")
 
 st.subheader("All configurations")
 st.dataframe(filtered, hide_index=True)
@@ -125,6 +128,8 @@ if other is not None and metric in other.metrics:
 elif other is not None:
     st.info(f"{other.name} has no {metric} column.")
 
+if not results.params:
+    st.stop()  # a table of metrics only: nothing to train
 st.subheader("Train this configuration")
 ranked = filtered.sort_values(metric, ascending=ascending)
 row = st.selectbox("Configuration", ranked.index[:50],
@@ -149,7 +154,7 @@ if st.button("Train", type="primary"):
             card = train_configuration(params, Path(data_dir), name, face_crop, f"Tuning page: {results.name} row {row}",
                                        models_dir=config.MODELS_DIR, on_epoch=lambda done, logs: bar.progress(
                                            min(done / epochs, 1.0), text=f"epoch {done}: val_accuracy {logs.get('val_accuracy', 0):.3f}"))
-        except DatasetError as error:
+        except (DatasetError, ValueError) as error:  # ValueError: too few subjects to hold some out
             st.error(str(error))
         else:
             bar.progress(1.0, text="Done")

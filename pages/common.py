@@ -59,6 +59,14 @@ def page_setup() -> None:
             st.rerun()
 
 
+def modified(path: Path) -> float | None:
+    """A file's or folder's modification time (a cache key), None when it cannot be read."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
 @st.cache_data(show_spinner="Reading the dataset…")
 def load_manifest(folder: str, modified: float) -> pd.DataFrame:
     """The dataset's manifest, cached until the folder changes (``modified`` is its mtime)."""

@@ -143,14 +143,40 @@ def file_with(path: Path, content: str | bytes) -> Path:
         (lambda p: file_with(p / "w.csv", "emotion,pixels\n9,1 2 3\n"), "code 0..6; row 2"),
         (lambda p: write_image(p / "d" / "bored" / "a.png").parent.parent, "'bored' are not expression labels"),
         (lambda p: (p / "c" / "happy").mkdir(parents=True) or p / "c", "No labelled images"),
+        (lambda p: p / ("x" * 5000), "cannot be read|does not exist"),
+        (lambda p: Path("/dev/null"), "is a file"),
+        (lambda p: file_with(p / "px.csv", "emotion,pixels\n3,a b c\n"), None),
     ],
-    ids=["missing", "empty", "file", "binary-csv", "empty-csv", "no-columns", "bad-code", "unknown-label", "no-images"],
+    ids=["missing", "empty", "file", "binary-csv", "empty-csv", "no-columns", "bad-code", "unknown-label", "no-images",
+         "long-name", "device", "bad-pixels"],
 )
 def test_bad_input_gives_a_clear_message(tmp_path: Path, make, message):
     where = make(tmp_path)
+    if message is None:  # readable as a table; the bad rows fail when their pixels are read
+        with pytest.raises(data.DatasetError, match="not numbers"):
+            data.read_image(data.load_dataset(where).iloc[0])
+        return
     with pytest.raises(data.DatasetError, match=message) as error:
         data.load_dataset(where)
-    assert str(where.name) in str(error.value) or "does not exist" in str(error.value) or "row 2" in str(error.value)
+    assert str(where.name)[:50] in str(error.value) or "does not exist" in str(error.value) or "row 2" in str(error.value)
+
+
+def test_zip_and_labels_csv_errors(tmp_path: Path):
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("happy", b"a file")
+        archive.writestr("happy/a.png", b"and a folder of the same name")
+    with pytest.raises(data.DatasetError, match="cannot be unpacked"):
+        data.extract_zip(buffer.getvalue(), tmp_path)
+    with pytest.raises(data.DatasetError, match="not a zip"):
+        data.extract_zip(b"nope", tmp_path)
+    with pytest.raises(data.DatasetError, match="cannot be read"):
+        data.expected_labels_csv('a.jpg,"' + "x" * 200_000 + "\n")
+    assert data.expected_labels_csv("file,label\nanna.jpg,happy\n") == {"anna.jpg": "happiness"}
+    assert data.label_from_name("afraid mom.png") == "fear" and data.label_from_name("IMG_001.jpg") is None
 
 
 def test_labels_are_the_studys_eight():

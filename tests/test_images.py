@@ -89,6 +89,16 @@ def corrupt_png() -> bytes:
     return bytes(data)
 
 
+def damaged_tiff() -> bytes:
+    """A TIFF whose StripOffsets tag (273) claims the RATIONAL type: Pillow raises TypeError."""
+    data = bytearray(encoded(Image.new("RGB", (40, 30)), "TIFF"))
+    for offset in range(8, len(data) - 12):
+        if data[offset:offset + 2] == (273).to_bytes(2, "little") and data[offset + 2:offset + 4] in (b"\x03\x00", b"\x04\x00"):
+            data[offset + 2:offset + 4] = (5).to_bytes(2, "little")
+            break
+    return bytes(data)
+
+
 def bomb() -> bytes:
     return encoded(Image.new("L", (9000, 8000)), "PNG")  # 72 megapixels, 70 kB
 
@@ -110,6 +120,7 @@ BAD_INPUTS = {
     "five-channels": (lambda tmp: np.zeros((4, 4, 5), np.uint8), "bad-array"),
     "nan-array": (lambda tmp: np.full((4, 4), np.nan), "bad-array"),
     "1d-array": (lambda tmp: np.zeros(16, np.uint8), "bad-array"),
+    "damaged-tiff": (lambda tmp: damaged_tiff(), "truncated"),
 }
 
 

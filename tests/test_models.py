@@ -195,6 +195,13 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path):
     assert bad_args.returncode == 2 and "usage" in bad_args.stderr
     missing_data = run_cli("stats", str(tmp_path / "nowhere"), models_dir=tmp_path)
     assert missing_data.returncode == 2 and "does not exist" in missing_data.stderr
+    for args, message in ((["tune", "--data", str(tmp_path), "--shard", "x/4"], "--shard must be"),
+                          (["tune", "--data", str(tmp_path), "--rounds", "0"], "must be at least 1"),
+                          (["evaluate", "--variant", "baseline", "--data", str(tmp_path), "--folds", "1"], "at least 2 folds"),
+                          (["tune-merge", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o.csv")], "no such file"),
+                          (["stats", "/dev/null"], "is a file")):
+        result = run_cli(*args, models_dir=tmp_path)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
 
 
 @pytest.mark.data

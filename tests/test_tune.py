@@ -50,8 +50,10 @@ def test_importance_and_repeated_outcomes():
     results = tune.read_results(TALOS2.encode())
     importance = tune.parameter_importance(results)
     assert set(importance["parameter"]) <= set(results.params) and importance["eta_squared"].between(0, 1).all()
-    repeated = tune.repeated_outcomes(tune.read_results(LEGACY.encode()), min_share=0.5)
-    assert repeated["runs"].tolist() == [1, 1]
+    assert tune.repeated_outcomes(tune.read_results(LEGACY.encode()), min_share=0.5).empty  # 2 rows prove nothing
+    stuck = TALOS2.replace(",0.66,", ",0.61,").replace(",0.125,", ",0.61,")
+    repeated = tune.repeated_outcomes(tune.read_results(stuck.encode()))
+    assert repeated["runs"].tolist() == [3] and repeated["share"].tolist() == [1.0]
     assert tune.broken_share(results, chance=1 / 8) == pytest.approx(1 / 3, abs=1e-3)
 
 
@@ -64,12 +66,26 @@ def test_importance_and_repeated_outcomes():
         ("a;b\n1;2\n".encode("utf-16"), "not UTF-8"),
         (b"name,score\nx,1\n", "no metric column"),
         (b'a,b\n1,"unterminated\n', "not a readable CSV"),
+        (b"val_accuracy,lr\n,0.1\n", "no metric column"),
+        (b"val_accuracy,lr\nTrue,0.1\nFalse,0.2\n", "no metric column"),
     ],
-    ids=["empty", "blank", "binary", "utf16", "no-metric", "bad-quote"],
+    ids=["empty", "blank", "binary", "utf16", "no-metric", "bad-quote", "empty-metric", "bool-metric"],
 )
 def test_broken_files_say_what_is_wrong(content, message):
     with pytest.raises(tune.TalosTableError, match=message):
         tune.read_results(content, "upload.csv")
+
+
+def test_merge_of_broken_tables_says_why(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"")
+    with pytest.raises(tune.TalosTableError, match="is empty"):
+        tune.merge_scans([bad], tmp_path / "out.csv")
+    good = tmp_path / "good.csv"
+    good.write_text(TALOS2)
+    with pytest.raises(tune.TalosTableError, match="cannot be written"):
+        tune.merge_scans([good], tmp_path)  # a folder, not a file
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_missing_file():
