@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from emorec.config import FaceDefaults
+from emorec.images import with_channels
 
 MTCNN_MIN_FACE = 20  # pixels, in the image MTCNN sees
 KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
@@ -133,11 +134,7 @@ def align_crop(image: np.ndarray, face: Face, size: tuple[int, int], channels: i
     crop = cv2.warpAffine(image, matrix, (warp_w, warp_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     if supersample > 1:
         crop = cv2.resize(crop, (out_w, out_h), interpolation=cv2.INTER_AREA)
-    if crop.ndim == 3 and channels == 1:
-        crop = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
-    elif crop.ndim == 2 and channels == 3:
-        crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2RGB)
-    return crop.reshape(out_h, out_w, channels)
+    return with_channels(crop, channels)
 
 
 def main_face(faces: list[Face]) -> Face | None:

@@ -112,9 +112,13 @@ def to_model_input(image: np.ndarray, input_shape: tuple[int, int, int]) -> np.n
     """Resize a gray or RGB uint8 image to (height, width) with area interpolation and give it the
     model's number of channels (1 = gray, 3 = RGB)."""
     height, width, channels = input_shape
-    resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-    if resized.ndim == 3 and channels == 1:
-        resized = cv2.cvtColor(resized, cv2.COLOR_RGB2GRAY)
-    elif resized.ndim == 2 and channels == 3:
-        resized = cv2.cvtColor(resized, cv2.COLOR_GRAY2RGB)
-    return resized.reshape(height, width, channels)
+    return with_channels(cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA), channels)
+
+
+def with_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """A gray or RGB uint8 image as (H, W, channels): 1 = gray, 3 = RGB."""
+    if image.ndim == 3 and image.shape[2] == 3 and channels == 1:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    elif image.ndim == 2 and channels == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    return image.reshape(image.shape[0], image.shape[1], channels)
