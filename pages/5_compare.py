@@ -43,6 +43,8 @@ def metrics_table() -> pd.DataFrame:
             "CK+ 7 emotions, by subject": mean_std(subject.get("emotions_7")),
             "macro-F1 (7)": mean_std(subject.get("emotions_7"), "macro_f1"),
             "CK+ 8 classes, by image": mean_std(image.get("classes_8")),
+            "macro-F1 (8), by image": mean_std(image.get("classes_8"), "macro_f1"),
+            "CK+ 7 emotions, by image": mean_std(image.get("emotions_7")),
             "FER2013 PublicTest": f"{fer['accuracy']:.1%}" if fer else "—",
             "parameters": f"{card['parameters']:,}" if card.get("parameters") else "—",
             "size MB": "—" if head["size MB"] is None else f"{head['size MB']:.1f}",
