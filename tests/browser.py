@@ -87,7 +87,8 @@ def browser_page():
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        # Tall, because Streamlit mounts elements (tables, widgets) only once they scroll into view.
+        page = browser.new_page(viewport={"width": 1280, "height": 2400})
         page.errors = []
         page.on("pageerror", lambda error: page.errors.append(str(error)))
         try:

@@ -75,6 +75,7 @@ def test_classify_upload_shows_every_model(app_url, page, tmp_path):
     page.get_by_text("face(s); labels from").nth(len(photos) - 1).wait_for(timeout=120_000)
     wait_rendered(page)
     tables = page.locator("[data-testid='stDataFrame']")
+    tables.nth(len(photos) - 1).wait_for(timeout=60_000)
     assert tables.count() >= len(photos)  # one probability table (every model a column) per face
     assert page.locator("[data-testid='stException']").count() == 0
 
@@ -84,8 +85,9 @@ def test_tuning_filter_updates_the_chart(app_url, page):
     page.get_by_text("Top configurations").first.wait_for(timeout=60_000)
     caption = page.get_by_text("configurations after filtering").first
     before = caption.inner_text()
-    page.get_by_text("Filters").first.click()
+    page.locator("[data-testid='stExpander'] summary").filter(has_text="Filters").first.click()
     optimizer = page.locator("[data-testid='stMultiSelect']").filter(has_text="optimizer").first
+    optimizer.wait_for(timeout=60_000)
     optimizer.locator("input").click()
     page.keyboard.press("Backspace")  # drops the last selected optimizer
     page.wait_for_function(f"!document.body.innerText.includes({before!r})", timeout=60_000)
