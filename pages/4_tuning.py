@@ -85,12 +85,14 @@ if filtered.empty:
 st.subheader("Top configurations")
 st.dataframe(filtered.sort_values(metric, ascending=ascending).head(10), hide_index=True)
 
+importance = tune.parameter_importance(tune.TalosResults(filtered, results.metrics, results.params, results.dialect, results.name), metric)
 st.subheader("Parameters against the metric")
-shown = st.multiselect("Axes", results.params, default=[p for p in results.params if filtered[p].nunique() > 1][:8])
+varying = [p for p in results.params if filtered[p].nunique() > 1]
+ranked_params = [p for p in importance["parameter"] if p in varying] + [p for p in varying if p not in set(importance["parameter"])]
+shown = st.multiselect("Axes (most important first)", results.params, default=ranked_params[:8])
 if shown:
     st.plotly_chart(plots.parallel_coordinates(filtered, shown, metric), width="stretch", key="parcoords")
 
-importance = tune.parameter_importance(tune.TalosResults(filtered, results.metrics, results.params, results.dialect, results.name), metric)
 left, right = st.columns(2)
 with left:
     st.markdown("**Which parameters matter** (share of the metric's variance explained, η²)")
