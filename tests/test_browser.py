@@ -69,6 +69,8 @@ def test_classify_upload_shows_every_model(app_url, page, tmp_path):
         photos.append(sorted(ckplus.glob("*.png"))[0])
     page.goto(f"{app_url}/classify")
     page.get_by_text("Classify photos").first.wait_for(timeout=60_000)
+    page.get_by_text("Main model").first.wait_for(timeout=120_000)  # models loaded, uploader in place
+    wait_rendered(page)  # an upload sent while the first run is still going can be lost
     page.locator("input[type=file]").first.set_input_files([str(p) for p in photos])
     for photo in photos:
         page.get_by_role("heading", name=photo.name).first.wait_for(timeout=120_000)
