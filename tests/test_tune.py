@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from emorec import tune
@@ -162,3 +163,21 @@ def test_shipped_space_is_the_studys():
     params, settings = tune.load_space()
     assert params["optimizer"] == ["Adam", "Nadam", "RMSprop", "SGD"] and params["neurons_layer_4"] == [32, 64, 128, 256]
     assert settings["validation_subjects"] == 0.2
+
+
+def test_shipped_half_size_space_keeps_the_study_family():
+    study, _ = tune.load_space()
+    half, settings = tune.load_space(tune.DEFAULT_SPACE.with_name("study-half.toml"))
+    assert {k: v for k, v in half.items() if k not in ("batch_size", "epochs")} == \
+        {k: v for k, v in study.items() if k not in ("batch_size", "epochs")}
+    assert settings["input_scale"] == 0.5
+
+
+def test_scaled_inputs_average_areas():
+    images = np.arange(2 * 4 * 6 * 3, dtype=np.uint8).reshape(2, 4, 6, 3)
+    half = tune.scaled_inputs(images, 0.5)
+    assert half.shape == (2, 2, 3, 3) and half.dtype == np.float32
+    assert half[0, 0, 0, 0] == pytest.approx(images[0, :2, :2, 0].mean())
+    assert tune.scaled_inputs(images, 1.0).shape == images.shape
+    with pytest.raises(tune.SearchSpaceError, match="input_scale"):
+        tune.scaled_inputs(images, 1.5)
