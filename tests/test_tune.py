@@ -165,12 +165,12 @@ def test_shipped_space_is_the_studys():
     assert settings["validation_subjects"] == 0.2
 
 
-def test_shipped_half_size_space_keeps_the_study_family():
+def test_shipped_fast_space_keeps_the_study_family():
     study, _ = tune.load_space()
-    half, settings = tune.load_space(tune.DEFAULT_SPACE.with_name("study-half.toml"))
+    half, settings = tune.load_space(tune.DEFAULT_SPACE.with_name("study-fast.toml"))
     assert {k: v for k, v in half.items() if k not in ("batch_size", "epochs")} == \
         {k: v for k, v in study.items() if k not in ("batch_size", "epochs")}
-    assert settings["input_scale"] == 0.5
+    assert 0 < settings["input_scale"] < 1
 
 
 def test_scaled_inputs_average_areas():
