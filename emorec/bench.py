@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 
 from emorec.config import PROJECT_ROOT, FaceDefaults
+from emorec.data import DatasetError, load_dataset
 
 DEFAULT_BENCH_DATA = PROJECT_ROOT.parent / "shared" / "data" / "ckplus"
 
 
 def bench_images(data: Path | None, count: int = 60) -> list[Path]:
     """Up to ``count`` images of a dataset, spread over its classes (CK+: 640x490 frames)."""
-    from emorec.data import DatasetError, load_dataset
 
     folder = data or DEFAULT_BENCH_DATA
     if not folder.exists():
@@ -24,6 +24,21 @@ def bench_images(data: Path | None, count: int = 60) -> list[Path]:
     manifest = load_dataset(folder)
     step = max(1, len(manifest) // count)
     return [Path(p) for p in manifest["path"].iloc[::step][:count]]
+
+
+def face_photo(paths: list[Path], detector) -> tuple[Path, np.ndarray, object]:
+    """The first readable photo with a face, its pixels and that face: benchmarks time real work."""
+    from emorec.images import ImageError, load_image
+
+    for path in paths:
+        try:
+            image = load_image(path)
+        except ImageError:
+            continue
+        faces = detector.detect(image)
+        if faces:
+            return path, image, faces[0]
+    raise DatasetError(f"No face found in any of the {len(paths)} benchmark photos; pass --data with face photos.")
 
 
 def peak_rss_mb() -> float:
@@ -76,7 +91,7 @@ def bench_predict(data: Path | None) -> pd.DataFrame:
     every shipped model side by side, and a 20-photo batch, after warm-up."""
     from emorec.config import DEFAULT_MODEL
     from emorec.images import load_image
-    from emorec.predict import classify_photo, load_recognizers
+    from emorec.predict import classify_photo, load_recognizers, shared_detector
     from emorec.registry import ModelUnavailable
 
     paths = bench_images(data, 20)
@@ -84,7 +99,7 @@ def bench_predict(data: Path | None) -> pd.DataFrame:
     if not recognizers:
         raise ModelUnavailable("No usable model in models/ to benchmark.")
     default = DEFAULT_MODEL if DEFAULT_MODEL in recognizers else next(iter(recognizers))
-    photo = paths[0]
+    photo, _, _ = face_photo(paths, shared_detector())
     rows = []
     for label, chosen in ((f"default model ({default})", {default: recognizers[default]}),
                           (f"all {len(recognizers)} models side by side", recognizers)):
@@ -110,7 +125,7 @@ def bench_all(data: Path | None) -> pd.DataFrame:
     from emorec.registry import model_names
 
     paths = bench_images(data, 20)
-    image = load_image(paths[0])
+    photo, image, face = face_photo(paths, shared_detector())
     rows = []
     for name in model_names():
         started = time.perf_counter()
@@ -122,12 +137,10 @@ def bench_all(data: Path | None) -> pd.DataFrame:
         rows.append({"measure": f"load {name}", "value": round(time.perf_counter() - started, 3), "unit": "s"})
         keras.backend.clear_session()
     detector = shared_detector()
-    detector.detect(image)
-    face = detector.detect(image)[0]
 
     def face_stage() -> None:
-        photo = load_image(paths[0])
-        align_crop(photo, detector.detect(photo)[0], (48, 48))
+        pixels = load_image(photo)
+        align_crop(pixels, detector.detect(pixels)[0], (48, 48))
 
     rows.append({"measure": "face stage (load+detect+align+crop) per photo", "unit": "s",
                  "value": round(_median_seconds(face_stage, 15), 4)})
@@ -140,7 +153,7 @@ def bench_all(data: Path | None) -> pd.DataFrame:
     if recognizers:
         classify_photo(image, recognizers)
         rows.append({"measure": "end to end per photo, all models", "unit": "s",
-                     "value": round(_median_seconds(lambda: classify_photo(load_image(paths[0]), recognizers), 10), 4)})
+                     "value": round(_median_seconds(lambda: classify_photo(load_image(photo), recognizers), 10), 4)})
         started = time.perf_counter()
         for path in paths:
             classify_photo(load_image(path), recognizers)

@@ -115,7 +115,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from emorec.registry import ModelUnavailable, headline, model_names, read_card
+    from emorec.registry import MODEL_FILE, ModelUnavailable, headline, model_names, read_card
 
     rows = []
     for name in model_names():
@@ -125,8 +125,9 @@ def cmd_models(args: argparse.Namespace) -> int:
             rows.append({"model": name, "status": str(error)})
             continue
         reported = (card.get("study_reported") or {}).get("accuracy")
+        status = {} if (MODELS_DIR / name / MODEL_FILE).is_file() else {"status": f"unavailable: no {MODEL_FILE}"}
         rows.append({"model": name, "classes": len(card.get("classes", [])), **headline(card),
-                     "study reported (image split)": reported})
+                     "study reported (image split)": reported, **status})
     table = pd.DataFrame(rows)
     if table.empty:
         print("No models in models/.")
@@ -167,7 +168,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from emorec.predict import EmotionRecognizer
 
     recognizer = EmotionRecognizer.load(args.model)
-    for path in iter_images(args.paths):
+    images = list(iter_images(args.paths))
+    if not images:
+        print(f"warning: no image files in {', '.join(map(str, args.paths))}", file=sys.stderr)
+    for path in images:
         try:
             faces = [f.to_dict() for f in recognizer.predict(load_image(path), whole_image=args.whole_image)]
             error = None
@@ -189,7 +193,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     import time
 
-    from emorec.tune import run_scan
+    from emorec.tune import load_space, run_scan
 
     try:
         shard = tuple(int(v) for v in args.shard.split("/")) if args.shard else None
@@ -198,6 +202,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if shard and not (len(shard) == 2 and 0 <= shard[0] < shard[1]):
         print("error: --shard must be INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/4", file=sys.stderr)
         return 2
+    if args.out.is_dir() or args.out.suffix.lower() != ".csv":
+        print(f"error: --out must name a .csv file, not {args.out}", file=sys.stderr)
+        return 2
+    load_space(args.space)  # a bad space file fails now, not after loading the data
     started = time.time()
     status, rows = run_scan(args.data, args.out, args.variant, args.space, args.rounds, shard)
     print(f"scan {status}: {rows} configurations in {args.out} ({(time.time() - started) / 60:.1f} min this run)")
@@ -307,12 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from emorec.data import DatasetError
+    from emorec.images import ImageError
     from emorec.registry import ModelUnavailable
     from emorec.tune import SearchSpaceError, TalosTableError
 
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (DatasetError, ModelUnavailable, SearchSpaceError, TalosTableError) as error:
+    except (DatasetError, ImageError, ModelUnavailable, SearchSpaceError, TalosTableError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

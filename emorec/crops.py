@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -18,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from emorec.config import CACHE_DIR, LABELS, FaceDefaults
-from emorec.data import read_image
+from emorec.data import DatasetError, read_image
+from emorec.files import atomic_target, atomic_write_text
 from emorec.faces import Face, FaceDetector, align_crop, main_face
 from emorec.images import ImageError, load_image, to_model_input
 
@@ -36,23 +36,35 @@ def _load_rgb(row: pd.Series) -> np.ndarray:
     return load_image(read_image(row)) if isinstance(row.get("pixels"), str) else load_image(row["path"])
 
 
+def _cached_faces(path: Path) -> list[Face] | None:
+    """The faces stored for one image, or None when there is no (readable) entry: a damaged entry
+    is detected again rather than trusted."""
+    try:
+        return [Face.from_dict(d) for d in json.loads(path.read_text())]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        path.unlink(missing_ok=True)
+        return None
+
+
 def detect_dataset(manifest: pd.DataFrame, detector: FaceDetector, cache_dir: Path = CACHE_DIR / "faces",
                    progress: Callable[[Iterable], Iterable] = iter) -> pd.DataFrame:
     """The manifest with ``faces`` (list of ``Face``), ``n_faces`` and ``error`` columns; images
     already in the cache are not detected again. ``progress`` wraps the row iterator (e.g. tqdm)."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DatasetError(f"The cache folder {cache_dir} cannot be created ({error.strerror or error}).") from None
     settings = detector.settings()
     faces_column, errors = [], []
     for _, row in progress(list(manifest.iterrows())):
         try:
             path = cache_dir / f"{_key(row, settings)}.json"
-            if path.exists():
-                faces = [Face.from_dict(d) for d in json.loads(path.read_text())]
-            else:
+            faces = _cached_faces(path)
+            if faces is None:
                 faces = detector.detect(_load_rgb(row))
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps([f.to_dict() for f in faces]))
-                os.replace(tmp, path)
+                atomic_write_text(path, json.dumps([f.to_dict() for f in faces]))
             faces_column.append(faces)
             errors.append(None)
         except (ImageError, OSError) as error:
@@ -106,11 +118,17 @@ def cached_model_inputs(manifest: pd.DataFrame, input_shape: tuple[int, int, int
         recipe.append([[f.to_dict() for f in faces] for faces in manifest["faces"]])
     key = hashlib.sha1(json.dumps(recipe).encode()).hexdigest()[:16]
     path = cache_dir / f"{key}.npy"
-    if path.exists():
-        return np.load(path)
+    expected_shape = (len(manifest), *input_shape)
+    try:
+        images = np.load(path)
+        if images.shape == expected_shape and images.dtype == np.uint8:
+            return images
+        path.unlink()  # damaged or foreign: rebuilt below
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, EOFError):
+        path.unlink(missing_ok=True)
     images = model_inputs(manifest, input_shape, face_crop, margin)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, images)
-    os.replace(tmp, path)
+    with atomic_target(path) as tmp:
+        np.save(tmp, images)
     return images

@@ -23,6 +23,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from emorec.config import FER2013_CODES, IMAGE_SUFFIXES, LABEL_ALIASES, LABELS, SEED
+from emorec.images import ImageError, load_image
 
 MANIFEST_COLUMNS = ["path", "label", "subject", "sequence", "frame", "source", "split"]
 LAYOUTS = (
@@ -293,13 +294,15 @@ def dataset_summary(manifest: pd.DataFrame) -> dict:
 
 
 def read_image(row: pd.Series) -> np.ndarray:
-    """The pixels of one manifest row as a uint8 array (gray or RGB), from its file or CSV pixels."""
-    from PIL import Image
-
-    if isinstance(row.get("pixels"), str):
-        return fer2013_pixels(row["pixels"])
-    with Image.open(row["path"]) as image:
-        return np.asarray(image.convert("L" if image.mode in ("L", "I;16", "I") else "RGB"))
+    """The pixels of one manifest row as a uint8 array (gray or RGB), from its file or CSV pixels;
+    an unreadable file is a ``DatasetError`` with the loader's message."""
+    name = Path(row["path"]).name
+    try:
+        if isinstance(row.get("pixels"), str):
+            return fer2013_pixels(row["pixels"])
+        return load_image(row["path"], name)
+    except (DatasetError, ImageError) as error:
+        raise DatasetError(f"{name}: {error}" if isinstance(error, DatasetError) else str(error)) from None
 
 
 def sample_rows(manifest: pd.DataFrame, per_class: int, seed: int = SEED) -> pd.DataFrame:

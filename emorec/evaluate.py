@@ -7,7 +7,6 @@ kept, so metrics, confusion matrices and calibration come from one table.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from emorec.config import EMOTIONS, LABELS, SEED
 from emorec.data import assert_subject_independent, groups_of, subject_kfold
+from emorec.files import atomic_target, atomic_write_text
 
 PROTOCOLS = {
     "subject-kfold": "10-fold cross-validation grouped by subject (nobody in both training and test data)",
@@ -59,9 +59,8 @@ def cross_validate(x: np.ndarray, manifest: pd.DataFrame, trainer: Trainer, prot
             probabilities = saved["probabilities"]  # this fold finished before an interruption
         else:
             probabilities = trainer(x[train], y[train], groups[train], fold_dir)(x[test])
-            fold_dir.mkdir(parents=True, exist_ok=True)
-            np.savez(fold_dir / "test_probabilities.tmp.npz", paths=test_paths, probabilities=probabilities)
-            os.replace(fold_dir / "test_probabilities.tmp.npz", done)
+            with atomic_target(done) as tmp:
+                np.savez(tmp, paths=test_paths, probabilities=probabilities)
         frame = pd.DataFrame(probabilities, columns=LABELS)
         frame.insert(0, "fold", fold)
         frame.insert(1, "path", manifest["path"].iloc[test].to_numpy())
@@ -165,8 +164,7 @@ def evaluate_variant(name: str, data_dir: Path, protocol: str, command: str, n_s
     run_dir = CACHE_DIR / "runs" / name
     predictions = cross_validate(x, manifest, study_trainer(name), protocol, run_dir, n_splits, progress)
     out = models_dir / name
-    out.mkdir(parents=True, exist_ok=True)
-    predictions.round(5).to_csv(out / f"cv-{protocol}.csv", index=False)
+    atomic_write_text(out / f"cv-{protocol}.csv", predictions.round(5).to_csv(index=False))
     summary = summarize(predictions, protocol)
     summary["best_epochs"] = [best_epoch(run_dir / f"{protocol}-fold{fold:02d}") for fold in range(n_splits)]
     summary["data"] = str(data_dir)
@@ -180,6 +178,8 @@ def score_labelled(results: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Da
 
     ``results`` has one row per photo and model: ``model``, ``expected``, ``predicted``.
     """
+    if not {"model", "expected", "predicted"} <= set(results.columns):
+        return pd.DataFrame(columns=["model", "photos", "accuracy", "macro_f1"]), {}
     labelled = results.dropna(subset=["expected", "predicted"])
     summary, matrices = [], {}
     for model, rows in labelled.groupby("model", sort=False):

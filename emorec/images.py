@@ -54,7 +54,7 @@ def load_image(source: ImageSource, name: str | None = None) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             if image.format not in SUPPORTED_FORMATS:
-                raise ImageError("unsupported", f"{label} is a {image.format} image; supported: PNG, JPEG, WebP, BMP, TIFF, GIF.")
+                raise ImageError("unsupported", f"{label} is an {image.format} image; supported: PNG, JPEG, WebP, BMP, TIFF, GIF.")
             return _decoded(image, label)
     except UnidentifiedImageError:
         raise ImageError("not-an-image", f"{label} is not an image (or not in a format emorec reads: PNG, JPEG, WebP, BMP, TIFF, GIF).") from None
@@ -94,6 +94,8 @@ def array_to_rgb(array: np.ndarray) -> np.ndarray:
         raise ImageError("bad-array", f"An image array must be HxW, HxWx1, HxWx3 or HxWx4; got shape {array.shape}.")
     if array.size == 0:
         raise ImageError("zero-size", f"The image has no pixels (shape {array.shape}).")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise ImageError("bad-array", f"An image array must hold numbers, not {array.dtype}.")
     if array.dtype != np.uint8:
         values = array.astype(np.float64)
         if not np.isfinite(values).all():

@@ -20,6 +20,7 @@ import pandas as pd
 from emorec.config import LABELS, SEED
 from emorec.crops import cached_model_inputs
 from emorec.data import load_dataset
+from emorec.files import atomic_write_text
 from emorec.models import VARIANTS
 from emorec.train import (augmentation, class_weights, compile_model, fit, label_indices, make_dataset,
                           set_seed, variant_inputs)
@@ -119,7 +120,7 @@ def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir
     trainer = emorec_trainer(pretrained_path(models_dir), extra, epochs)
     predictions = cross_validate(x, manifest, trainer, "subject-kfold", CACHE_DIR / "runs" / "emorec", n_splits, progress)
     out = models_dir / "emorec"
-    predictions.round(5).to_csv(out / "cv-subject-kfold.csv", index=False)
+    atomic_write_text(out / "cv-subject-kfold.csv", predictions.round(5).to_csv(index=False))
     probabilities, labels = predictions[list(LABELS)].to_numpy(), label_indices(predictions["label"])
     temperature = fit_temperature(probabilities, labels)
     summary = {**summarize(predictions, "subject-kfold"), "data": str(ckplus_dir), "command": command,
@@ -148,7 +149,7 @@ def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | N
                      CACHE_DIR / "runs" / "emorec" / "final", epochs)
     out = models_dir / "emorec"
     save_model(model, out / registry.MODEL_FILE)
-    (out / "history.json").write_text((CACHE_DIR / "runs" / "emorec" / "final" / "history.json").read_text())
+    atomic_write_text(out / "history.json", (CACHE_DIR / "runs" / "emorec" / "final" / "history.json").read_text())
     variant = VARIANTS["emorec"]
     return registry.update_card("emorec", {
         "description": variant.description,

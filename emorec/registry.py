@@ -4,10 +4,10 @@ it was trained on, how it scored, the commands that made it) and a readable ``ca
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from emorec.config import MODELS_DIR
+from emorec.files import atomic_write_text
 
 MODEL_FILE, CARD_FILE, CARD_MD = "model.keras", "card.json", "card.md"
 
@@ -48,15 +48,9 @@ def update_card(name: str, changes: dict, models_dir: Path = MODELS_DIR) -> dict
             card[key] = {**card[key], **value}
         else:
             card[key] = value
-    _atomic_write(folder / CARD_FILE, json.dumps(card, indent=1) + "\n")
-    _atomic_write(folder / CARD_MD, card_markdown(card))
+    atomic_write_text(folder / CARD_FILE, json.dumps(card, indent=1) + "\n")
+    atomic_write_text(folder / CARD_MD, card_markdown(card))
     return card
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def read_history(name: str, models_dir: Path = MODELS_DIR) -> list[dict] | None:

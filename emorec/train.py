@@ -8,7 +8,6 @@ Setup -> Prepare data -> Build -> Train, as in the keras-io examples; the recipe
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ from emorec import registry
 from emorec.config import CACHE_DIR, LABELS, MODELS_DIR, SEED
 from emorec.crops import cached_model_inputs, detect_dataset
 from emorec.data import dataset_summary, load_dataset
+from emorec.files import atomic_target, atomic_write_text
 from emorec.models import VARIANTS, build
 
 # ---------------------------------------------------------------------------------------------
@@ -115,14 +115,6 @@ class EpochLog(keras.callbacks.Callback):
         print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def compile_model(model: keras.Model, optimizer: str, learning_rate) -> None:
     opt = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "nadam": keras.optimizers.Nadam,
            "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}[optimizer.lower()](learning_rate=learning_rate)
@@ -152,14 +144,12 @@ def save_model(model: keras.Model, path: Path, quantize: bool = False) -> None:
     """Save what inference needs (no optimizer state), atomically: a crash mid-write leaves the
     previous model in place. ``quantize`` stores Dense kernels as int8 (Keras weight-only
     quantization): a quarter of the size for dense-heavy networks, same predictions within ~1 %."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.keras")
     bare = type(model).from_config(model.get_config())  # same network, not compiled (clone_model keeps the optimizer)
     bare.set_weights(model.get_weights())
     if quantize:
         bare.quantize("int8")
-    bare.save(tmp)
-    os.replace(tmp, path)
+    with atomic_target(path) as tmp:
+        bare.save(tmp)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from emorec.files import atomic_write_text
+
 METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
 METRIC_ALIASES = {"val_acc": "val_accuracy", "acc": "accuracy", "categorical_accuracy": "accuracy",
                   "val_categorical_accuracy": "val_accuracy"}
@@ -191,6 +193,8 @@ def load_space(path: str | Path = DEFAULT_SPACE) -> tuple[dict[str, list], dict]
         spec = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise SearchSpaceError(f"{path}: no such search-space file.") from None
+    except OSError as error:
+        raise SearchSpaceError(f"{path} cannot be read as a search-space file ({error.strerror or error}).") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise SearchSpaceError(f"{path} is not valid TOML: {error}") from None
     params = spec.get("params")
@@ -277,10 +281,7 @@ def run_scan(data_dir: Path, out: Path, variant: str = "mtcnn", space: Path = DE
     scan = talos.Scan(x=x[fit_rows], y=y[fit_rows], x_val=x[val_rows], y_val=y[val_rows], params=params,
                       model=scan_model, experiment_name="emorec", experiment_dir=str(work_dir), resume=resume,
                       round_limit=rounds, seed=SEED, reduction_metric="val_accuracy", save_weights=False)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    scan.data.to_csv(tmp, index=False)
-    os.replace(tmp, out)
+    atomic_write_text(out, scan.data.to_csv(index=False))
     return scan.status, len(scan.data)
 
 
@@ -290,11 +291,8 @@ def merge_scans(tables: list[Path], out: Path) -> int:
     merged = pd.concat(frames, ignore_index=True)
     if "_param_hash" in merged:
         merged = merged.drop_duplicates("_param_hash")
-    tmp = out.with_name(out.name + ".tmp")
     try:
-        merged.to_csv(tmp, index=False)
-        os.replace(tmp, out)
+        atomic_write_text(out, merged.to_csv(index=False))
     except OSError as error:
-        tmp.unlink(missing_ok=True)
         raise TalosTableError(f"{out} cannot be written ({error.strerror or error}).") from None
     return len(merged)

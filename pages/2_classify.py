@@ -2,6 +2,7 @@
 
 import emorec  # noqa: F401  (first: see emorec/__init__.py)
 
+import errno
 import hashlib
 from pathlib import Path
 
@@ -109,6 +110,8 @@ def batch_sources() -> list[tuple[str, bytes]]:
     if folder:
         path = Path(folder).expanduser()
         try:
+            if not path.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, "not a folder on this machine")
             sources += [(str(p.relative_to(path)), p.read_bytes()) for p in sorted(path.rglob("*"))
                         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
         except OSError as error:

@@ -116,8 +116,10 @@ st.subheader("Evaluate on your own labelled photos")
 st.caption("A zip or a folder in class-folder layout: happy/anna.jpg, sad/ben.png, …")
 upload = st.file_uploader("Zip of class folders", type=["zip"])
 folder = st.text_input("…or a folder on this machine", placeholder="/path/to/labelled/photos")
-if (upload or folder) and st.button("Evaluate every model", type="primary"):
-    available, _ = recognizers()
+available, _ = recognizers()
+if not available:
+    st.error("No usable model to evaluate: every model in models/ is unavailable (see the cards above).")
+elif (upload or folder) and st.button("Evaluate every model", type="primary"):
     try:
         with tempfile.TemporaryDirectory() as scratch:
             where = data.extract_zip(upload.getvalue(), Path(scratch)) if upload else Path(folder).expanduser()
