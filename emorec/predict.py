@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import functools
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,8 @@ class EmotionRecognizer:
         missing = {"classes", "input_shape"} - set(card)
         if missing:
             raise ModelUnavailable(f"Model {name!r}: its card lacks {', '.join(sorted(missing))}.")
+        if not zipfile.is_zipfile(path):  # Keras would call a damaged archive "file not found"
+            raise ModelUnavailable(f"Model {name!r}: {path.name} is damaged or incomplete (not a .keras archive).")
         try:
             model = keras.models.load_model(path, compile=False)
         except Exception as error:  # Keras raises many types for a damaged file; all mean the same here

@@ -121,10 +121,10 @@ def set_card(folder: Path, **changes) -> None:
 
 DAMAGE = {
     # name: (how the copy is damaged, what the reason must say)
-    "truncated": (lambda f: truncate(f / registry.MODEL_FILE), "cannot be loaded"),
-    "empty-model": (lambda f: (f / registry.MODEL_FILE).write_bytes(b""), "cannot be loaded"),
+    "truncated": (lambda f: truncate(f / registry.MODEL_FILE), "is damaged or incomplete"),
+    "empty-model": (lambda f: (f / registry.MODEL_FILE).write_bytes(b""), "is damaged or incomplete"),
     "model-is-a-folder": (lambda f: ((f / registry.MODEL_FILE).unlink(), (f / registry.MODEL_FILE).mkdir()),
-                          "cannot be loaded"),
+                          "is damaged or incomplete"),
     "card-not-an-object": (lambda f: (f / registry.CARD_FILE).write_text("[1, 2]"), "not a JSON object"),
     "card-not-utf8": (lambda f: (f / registry.CARD_FILE).write_bytes(b"\xff\xfe{\x00"), "unreadable"),
     "card-truncated": (lambda f: truncate(f / registry.CARD_FILE), "unreadable"),
@@ -229,7 +229,7 @@ def test_classify_page_with_a_damaged_copy_of_the_shipped_models(page, shipped_c
     app = page(shipped_copy, "pages/2_classify.py")
     assert not app.exception
     warnings = [w.value for w in app.warning]
-    assert any("baseline" in w and "cannot be loaded" in w for w in warnings), warnings
+    assert any("baseline" in w and "is damaged or incomplete" in w for w in warnings), warnings
     assert any("tuned_full" in w and "unreadable" in w for w in warnings), warnings
     assert any("card_only" in w and "no model file" in w for w in warnings), warnings
     assert app.multiselect[0].value == ["tuned_mtcnn"]
@@ -758,7 +758,7 @@ def test_cli_models_marks_a_missing_model_file(cli_on, shipped_copy):
 
 
 @pytest.mark.parametrize("model, message", [
-    ("baseline", "Model 'baseline': model.keras cannot be loaded"),
+    ("baseline", "Model 'baseline': model.keras is damaged or incomplete"),
     ("tuned_full", "Model 'tuned_full': its card"),
     ("card_only", "Model 'card_only' has a card but no model file"),
 ], ids=["predict-truncated-model", "predict-unreadable-card", "predict-card-without-model"])

@@ -138,7 +138,7 @@ def test_temperature_softens_probabilities(tmp_path):
         (lambda f: (f / "card.json").unlink(), "has no card"),
         (lambda f: (f / "card.json").write_text("{not json"), "unreadable"),
         (lambda f: (f / "model.keras").unlink(), "no model file"),
-        (lambda f: (f / "model.keras").write_bytes(b"garbage"), "cannot be loaded"),
+        (lambda f: (f / "model.keras").write_bytes(b"garbage"), "is damaged or incomplete"),
         (lambda f: (f / "card.json").write_text('{"name": "tiny"}'), "lacks classes, input_shape"),
         (lambda f: (f / "card.json").write_text('{"classes": ["a", "b"], "input_shape": [48, 48, 1]}'), "does not match"),
     ],
