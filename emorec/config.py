@@ -39,7 +39,7 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VARIANT_NAMES = ("baseline", "tuned_full", "tuned_mtcnn", "emorec")  # emorec.models.VARIANTS, without loading Keras
-DEFAULT_MODEL = "tuned_mtcnn"  # the best shipped model; emorec's own model replaces it once trained
+DEFAULT_MODEL = "emorec"  # the best shipped model: the app's and the CLI's default
 MODELS_DIR = Path(os.environ.get("EMOREC_MODELS", PROJECT_ROOT / "models"))
 # Face crops and other derived data live outside the repository.
 CACHE_DIR = Path(os.environ.get("EMOREC_CACHE", Path.home() / ".cache" / "emorec"))

@@ -108,6 +108,14 @@ def pretrained_path(models_dir: Path) -> Path:
     return models_dir / "emorec" / "pretrain" / "pretrained.keras"
 
 
+def pretrained_epochs(models_dir: Path) -> int | None:
+    """How many epochs stage 1 ran (its history beside the pretrained model)."""
+    from emorec.registry import read_history
+
+    history = read_history(pretrained_path(models_dir).parent.relative_to(models_dir).as_posix(), models_dir)
+    return len(history) if history else None
+
+
 def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | None, command: str,
                           models_dir: Path, epochs: int = 10, n_splits: int = 10, progress=iter) -> dict:
     """Subject-grouped cross-validation of stage 2, temperature fitted on the out-of-fold predictions."""
@@ -165,7 +173,8 @@ def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | N
         "data": {**dataset_summary(manifest), "folder": str(ckplus_dir),
                  "extra": {"ck48_frames": int(len(extra.ck48_y)), "fer2013_slice": int(len(extra.fer_y)),
                            "pretrained_on": "FER2013 train (28,709 faces)"}},
-        "training": {"finetune_epochs": epochs, "optimizer": "adamw", "augmentation": [l.name for l in augmentation().layers]},
+        "training": {"finetune_epochs": epochs, "optimizer": "adamw", "augmentation": [type(l).__name__ for l in augmentation().layers],
+                     "pretraining": f"{pretrained_epochs(models_dir)} epochs on FER2013 train (models/emorec/pretrain)"},
         "latency_ms_per_face": measure_latency_ms(model, INPUT_SHAPE),
         "commands": {"train": command},
     }, models_dir)

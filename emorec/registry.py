@@ -113,7 +113,9 @@ def card_markdown(card: dict) -> str:
     lines += ["| | |", "|---|---|"]
     for key, label in (("classes", "Classes"), ("input_shape", "Input (h, w, channels)"), ("face_crop", "Face crop"),
                        ("parameters", "Parameters"), ("file_size_bytes", "File size (bytes)"),
-                       ("temperature", "Temperature"), ("latency_ms_per_face", "CPU latency per face (ms)")):
+                       ("temperature", "Temperature"), ("threshold", "\"Not sure\" below confidence"),
+                       ("tta_flip", "Averages the face and its mirror image"),
+                       ("latency_ms_per_face", "CPU latency per face (ms)")):
         if key in card:
             value = ", ".join(card[key]) if key == "classes" else card[key]
             lines.append(f"| {label} | {value} |")
@@ -121,6 +123,18 @@ def card_markdown(card: dict) -> str:
     if data:
         lines += ["", "## Training data", "",
                   f"{data.get('images', '?')} images from {', '.join(data.get('sources', []))}, {data.get('subjects', 0)} subjects."]
+        extra = data.get("extra") or {}
+        lines += [f"- {key.replace('_', ' ')}: {value}" for key, value in extra.items()]
+    training = card.get("training")
+    if training:
+        lines += ["", "## Training", ""] + [
+            f"- {key.replace('_', ' ')}: {', '.join(map(str, value)) if isinstance(value, list) else value}"
+            for key, value in training.items()]
+    calibration = card.get("calibration")
+    if calibration:
+        lines += ["", "## Calibration", "",
+                  f"Temperature {calibration['temperature']:.3f}, fitted on {calibration.get('fitted_on', 'held-out data')}; "
+                  f"expected calibration error {calibration['ece_before']:.3f} before, {calibration['ece_after']:.3f} after."]
     for protocol, result in card.get("evaluation", {}).items():
         lines += ["", f"## Evaluation: {protocol}", "", result.get("description", "")]
         for key, title in (("classes_8", "8 classes"), ("emotions_7", "7 emotions")):
