@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from emorec import tune
+from emorec.config import SEED
 from tests.conftest import shared_data
 
 TALOS2 = """start,end,duration,execution_time,round_epochs,loss,accuracy,val_loss,val_accuracy,lr,dropout,optimizer,neurons_layer_2,activation_1,_trial_id,_param_hash
@@ -137,7 +138,8 @@ def test_scan_shards_resume_and_merge(tmp_path, class_folder_dataset):
                                      work_dir=tmp_path / f"work-{shard[0]}")
         assert status == "complete" and rows == 2
         results = tune.read_results(out)
-        assert results.dialect == "talos-2" and "val_accuracy" in results.metrics
+        assert results.dialect == "talos-2" and results.primary_metric == "val_balanced_accuracy"
+        assert results.frame["val_balanced_accuracy"].between(0, 1).all() and "val_accuracy" in results.metrics
         assert {"activation_1", "optimizer", "patience"} <= set(results.params)
         tables.append(out)
     again = tune.run_scan(class_folder_dataset, tables[0], "full", space, rounds=4, shard=(0, 2), work_dir=tmp_path / "work-0")
@@ -145,6 +147,19 @@ def test_scan_shards_resume_and_merge(tmp_path, class_folder_dataset):
     merged = tmp_path / "merged.csv"
     assert tune.merge_scans(tables, merged) == 4
     assert tune.read_results(merged).frame["_param_hash"].nunique() == 4
+
+
+def test_shards_split_talos_draw_without_listing_the_space():
+    from talos.parameters.DistributeParamSpace import DistributeParamSpace
+
+    params = {"a": [1, 2, 3, 4], "b": ["x", "y", "z"], "c": [0.1, 0.2]}
+    talos_shards = DistributeParamSpace(params, round_limit=10, machines=3, seed=SEED).param_spaces
+    ours = [tune.shard_space(params, 10, index, 3) for index in range(3)]
+    for shard, theirs in zip(ours, talos_shards.values()):
+        assert shard.param_space.tolist() == theirs.param_space.tolist()
+        assert shard.shard_namespace == theirs.shard_namespace
+        assert shard.round_parameters() == theirs.round_parameters()  # the strategy walks the shard's rows
+    assert sum(len(shard.param_space) for shard in ours) == 10
 
 
 @pytest.mark.parametrize("content, message", [
