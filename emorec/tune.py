@@ -312,7 +312,7 @@ def run_scan(data_dir: Path, out: Path, variant: str = "mtcnn", space: Path = DE
     if shard is not None:  # the same sample of ``rounds`` configurations on every machine, split in shards
         index, count = shard
         params = shard_space(params, rounds, index, count)
-        rounds = None
+        rounds = params.dimensions
     manifest = load_dataset(data_dir)
     x = scaled_inputs(variant_inputs(SCAN_VARIANTS[variant], manifest), float(settings.get("input_scale", 1.0)))
     y = keras.utils.to_categorical(label_indices(manifest["label"]), len(LABELS))
@@ -324,7 +324,8 @@ def run_scan(data_dir: Path, out: Path, variant: str = "mtcnn", space: Path = DE
         shutil.rmtree(work_dir)  # a scan that never finished its first trial: start it again
     scan = talos.Scan(x=x[fit_rows], y=y[fit_rows], x_val=x[val_rows], y_val=y[val_rows], params=params,
                       model=scan_model, experiment_name="emorec", experiment_dir=str(work_dir), resume=resume,
-                      round_limit=rounds, seed=SEED, reduction_metric="val_balanced_accuracy", save_weights=False)
+                      round_limit=rounds, seed=SEED, reduction_metric="val_balanced_accuracy", save_weights=False,
+                      n_permutations=rounds)  # the progress bar's total (else the whole space: 5.6M)
     atomic_write_text(out, scan.data.to_csv(index=False))
     return scan.status, len(scan.data)
 
