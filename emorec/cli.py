@@ -219,6 +219,34 @@ def cmd_tune_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune_report(args: argparse.Namespace) -> int:
+    """What a scan found, as text: the Tuning page's headline numbers for a terminal or a README."""
+    import pandas as pd
+
+    from emorec.tune import broken_share, parameter_importance, read_results, repeated_outcomes
+
+    results = read_results(args.table)
+    metric = args.metric or results.primary_metric
+    if metric not in results.metrics:
+        print(f"error: {args.table} has no metric {metric!r}; it has {', '.join(results.metrics)}", file=sys.stderr)
+        return 2
+    frame = results.frame
+    print(f"{args.table}: {len(frame):,} configurations ({results.dialect}), ranked by {metric}")
+    if "duration" in frame:
+        print(f"training time: {frame['duration'].sum() / 60:.1f} min in all, "
+              f"median {frame['duration'].median():.0f} s per configuration")
+    print(f"best {metric} {results.top(1, metric)[metric].iloc[0]:.4f}, median {frame[metric].median():.4f}; "
+          f"at or below chance (1/8): {broken_share(results, 1 / 8):.0%}")
+    for _, row in repeated_outcomes(results, metric).iterrows():
+        print(f"{int(row['runs'])} runs ({row['share']:.0%}) ended at exactly {metric} = {row[metric]:.4f}")
+    with pd.option_context("display.width", 200, "display.max_columns", None):
+        print(f"\ntop {args.top}:")
+        print(results.top(args.top, metric)[[*results.metrics, *results.params]].to_string(index=False))
+        print(f"\nparameter importance (share of {metric} variance explained, one-way ANOVA):")
+        print(parameter_importance(results, metric).to_string(index=False))
+    return 0
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -292,6 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("tables", nargs="+", type=Path)
     merge.add_argument("--out", required=True, type=Path)
     merge.set_defaults(run=cmd_tune_merge)
+
+    report = commands.add_parser("tune-report", help="what a Talos results table found: best runs, importance")
+    report.add_argument("table", type=Path, help="a Talos results CSV (any Talos version)")
+    report.add_argument("--metric", default=None, help="rank by this metric (default: the validation metric)")
+    report.add_argument("--top", type=positive_int, default=5, help="configurations to show")
+    report.set_defaults(run=cmd_tune_report)
 
     models = commands.add_parser("models", help="list the shipped models with their headline numbers")
     models.add_argument("--markdown", action="store_true", help="as a Markdown table (for the README)")

@@ -66,7 +66,8 @@ c1, c2, c3, c4 = st.columns(4)
 c1.metric("Configurations", f"{len(results.frame):,}")
 c2.metric(f"Best {metric}", f"{results.top(1, metric)[metric].iloc[0]:.3f}")
 c3.metric(f"Median {metric}", f"{results.frame[metric].median():.3f}")
-c4.metric("At or below chance", f"{broken:.0%}", help="val_accuracy ≤ 1/8: the run learned nothing (or validation was broken).")
+c4.metric("At or below chance", f"{broken:.0%}",
+          help="Validation (balanced) accuracy ≤ 1/8: the run learned nothing (or validation was broken).")
 if broken > 0.25:
     st.warning(f"{broken:.0%} of these runs validate at or below chance (1/8): the scan, not the parameters, is suspect.")
 for _, row in tune.repeated_outcomes(results, metric).iterrows():

@@ -196,3 +196,22 @@ def test_scaled_inputs_average_areas():
     assert tune.scaled_inputs(images, 1.0).shape == images.shape
     with pytest.raises(tune.SearchSpaceError, match="input_scale"):
         tune.scaled_inputs(images, 1.5)
+
+
+def test_tune_report_cli(tmp_path):
+    import subprocess
+    import sys
+
+    table = tmp_path / "scan.csv"
+    table.write_text(TALOS2)
+    cli = [sys.executable, "-m", "emorec", "tune-report", str(table), "--top", "2"]
+    report = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr
+    assert "3 configurations (talos-2), ranked by val_accuracy" in report.stdout
+    assert "1.7 min in all, median 30 s per configuration" in report.stdout
+    assert "best val_accuracy 0.6600" in report.stdout and "at or below chance (1/8): 33%" in report.stdout
+    top = report.stdout.split("top 2:")[1].split("parameter importance")[0]
+    assert "Nadam" in top and "Adam" in top and "SGD" not in top  # the two best rows, best first
+    assert top.index("Nadam") < top.index("Adam ")
+    wrong = subprocess.run([*cli, "--metric", "f1"], capture_output=True, text=True, timeout=120)
+    assert wrong.returncode == 2 and "has no metric 'f1'" in wrong.stderr
