@@ -8,8 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from emorec.config import (CACHE_DIR, DEFAULT_MODEL, IMAGE_SUFFIXES, MODELS_DIR, VARIANT_NAMES, FaceDefaults,
-                           default_data_dir)
+from emorec.config import (CACHE_DIR, DEFAULT_MODEL, IMAGE_SUFFIXES, MODELS_DIR, SHIPPED_SCAN, VARIANT_NAMES,
+                           FaceDefaults, default_data_dir)
 from emorec.evaluate import PROTOCOLS
 from emorec.tune import DEFAULT_SPACE
 
@@ -312,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--variant", choices=["full", "mtcnn"], default="mtcnn", help="whole frames or MTCNN crops")
     tune.add_argument("--data", required=True, type=Path, help="dataset folder (CK+)")
     tune.add_argument("--rounds", type=positive_int, default=None, help="configurations to try (default: all)")
-    tune.add_argument("--out", type=Path, default=Path("models/tuning/emorec-mtcnn-scan.csv"), help="results table")
+    tune.add_argument("--out", type=Path, default=MODELS_DIR / "tuning" / f"{SHIPPED_SCAN}.csv", help="results table")
     tune.add_argument("--shard", default=None, metavar="I/N", help="run only shard I of N of the space (for several machines)")
     tune.set_defaults(run=cmd_tune)
 

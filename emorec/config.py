@@ -41,6 +41,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VARIANT_NAMES = ("baseline", "tuned_full", "tuned_mtcnn", "emorec")  # emorec.models.VARIANTS, without loading Keras
 DEFAULT_MODEL = "emorec"  # the best shipped model: the app's and the CLI's default
 MODELS_DIR = Path(os.environ.get("EMOREC_MODELS", PROJECT_ROOT / "models"))
+SHIPPED_SCAN = "emorec-mtcnn-scan"  # models/tuning/<name>.csv: emorec's own Talos scan, what the Tuning page opens first
 # Face crops and other derived data live outside the repository.
 CACHE_DIR = Path(os.environ.get("EMOREC_CACHE", Path.home() / ".cache" / "emorec"))
 

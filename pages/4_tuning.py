@@ -37,18 +37,20 @@ def choose_scan(label: str, key: str, default_index: int = 0) -> tune.TalosResul
 
 
 def filter_rows(results: tune.TalosResults, metric: str) -> pd.DataFrame:
+    """The rows within the chosen metric range and parameter values; the filters belong to their
+    scan (keys carry its name), so another scan starts unfiltered."""
     frame = results.frame
     with st.expander("Filters", expanded=False):
         finite = frame[metric][np.isfinite(frame[metric])]
         low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 0.0)
         if low < high:
-            chosen = st.slider(f"{metric} range", low, high, (low, high), key="metric-range")
+            chosen = st.slider(f"{metric} range", low, high, (low, high), key=f"{results.name}:{metric}-range")
             frame = frame[frame[metric].between(*chosen)]
         columns = st.columns(3)
         for i, param in enumerate(results.params):
             values = sorted(results.frame[param].dropna().unique().tolist(), key=str)
             if 1 < len(values) <= 12:
-                kept = columns[i % 3].multiselect(param, values, default=values, key=f"filter-{param}")
+                kept = columns[i % 3].multiselect(param, values, default=values, key=f"{results.name}:filter-{param}")
                 frame = frame[frame[param].isin(kept)]
     return frame
 
@@ -115,21 +117,25 @@ if results.params:
 
 st.subheader("All configurations")
 st.dataframe(filtered, hide_index=True)
-st.download_button("Download the filtered rows (CSV)", filtered.to_csv(index=False), f"{results.name}-filtered.csv", "text/csv")
+st.download_button("Download the filtered rows (CSV)", filtered.to_csv(index=False), f"{Path(results.name).stem}-filtered.csv", "text/csv")
 
 st.subheader("Compare with another scan")
 other = choose_scan("Second scan", "other", default_index=1)
-if other is not None and metric in other.metrics:
+shared = [m for m in (metric, *results.metrics) if other is not None and m in other.metrics]
+if other is not None and shared:
+    compared = shared[0]
+    if compared != metric:
+        st.caption(f"{other.name} has no {metric}: the scans are compared on {compared}.")
     both = pd.concat([results.frame.assign(scan=results.name), other.frame.assign(scan=other.name)], ignore_index=True)
-    st.plotly_chart(px.histogram(both, x=metric, color="scan", barmode="overlay", histnorm="percent", nbins=40, height=320),
+    st.plotly_chart(px.histogram(both, x=compared, color="scan", barmode="overlay", histnorm="percent", nbins=40, height=320),
                     width="stretch", key="compare-hist")
     a, b = st.columns(2)
     a.markdown(f"**{results.name}**: top 5")
-    a.dataframe(results.top(5, metric), hide_index=True)
+    a.dataframe(results.top(5, compared), hide_index=True)
     b.markdown(f"**{other.name}**: top 5")
-    b.dataframe(other.top(5, metric), hide_index=True)
+    b.dataframe(other.top(5, compared), hide_index=True)
 elif other is not None:
-    st.info(f"{other.name} has no {metric} column.")
+    st.info(f"{other.name} and {results.name} share no metric to compare.")
 
 if not results.params:
     st.stop()  # a table of metrics only: nothing to train

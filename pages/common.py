@@ -118,8 +118,9 @@ def classify(_image, key: str, model_names: tuple[str, ...], whole_image: bool, 
 
 
 def shipped_scans() -> dict[str, Path]:
-    """Talos tables shipped in models/tuning, by file name."""
-    return {p.stem: p for p in sorted((config.MODELS_DIR / "tuning").glob("*.csv"))}
+    """Talos tables shipped in models/tuning, by file name: emorec's own scan first, then the study's."""
+    tables = sorted((config.MODELS_DIR / "tuning").glob("*.csv"), key=lambda p: (p.stem != config.SHIPPED_SCAN, p.stem))
+    return {p.stem: p for p in tables}
 
 
 @st.cache_data(show_spinner="Reading the scan…")

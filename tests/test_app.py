@@ -73,9 +73,14 @@ def test_tuning_page_opens_the_shipped_scan_and_filters(monkeypatch, tmp_path):
     app = open_app(monkeypatch, tmp_path)
     app.switch_page("pages/4_tuning.py").run()
     assert not app.exception
+    assert app.selectbox(key="scan").value == "emorec-mtcnn-scan"  # emorec's own scan opens first
+    assert app.selectbox(key="metric").value == "val_balanced_accuracy"
+    assert int(app.metric[0].value.replace(",", "")) >= 200
+    app.selectbox(key="scan").set_value("study-2019-full-frames").run()
     assert app.metric[0].value == "2,000"
     assert any("0.2048" in w.value for w in app.warning)  # the study's stuck runs are called out
-    app.multiselect(key="filter-optimizer").set_value(["Adam"]).run()
+    assert any(c.value.startswith("2,000 of 2,000") for c in app.caption)  # no filter left over from the other scan
+    app.multiselect(key="study-2019-full-frames.csv:filter-optimizer").set_value(["Adam"]).run()
     assert not app.exception
     assert any("of 2,000 configurations after filtering" in c.value and not c.value.startswith("2,000 of")
                for c in app.caption)
