@@ -202,6 +202,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if shard and not (len(shard) == 2 and 0 <= shard[0] < shard[1]):
         print("error: --shard must be INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/4", file=sys.stderr)
         return 2
+    if args.out is None:  # the shipped scan, or this shard's part of it
+        tuning = MODELS_DIR / "tuning"
+        args.out = tuning / "shards" / f"{SHIPPED_SCAN}-{shard[0]}of{shard[1]}.csv" if shard else tuning / f"{SHIPPED_SCAN}.csv"
     if args.out.is_dir() or args.out.suffix.lower() != ".csv":
         print(f"error: --out must name a .csv file, not {args.out}", file=sys.stderr)
         return 2
@@ -223,21 +226,20 @@ def cmd_tune_report(args: argparse.Namespace) -> int:
     """What a scan found, as text: the Tuning page's headline numbers for a terminal or a README."""
     import pandas as pd
 
-    from emorec.tune import broken_share, parameter_importance, read_results, repeated_outcomes
+    from emorec.tune import parameter_importance, read_results, summarize
 
     results = read_results(args.table)
     metric = args.metric or results.primary_metric
     if metric not in results.metrics:
         print(f"error: {args.table} has no metric {metric!r}; it has {', '.join(results.metrics)}", file=sys.stderr)
         return 2
-    frame = results.frame
-    print(f"{args.table}: {len(frame):,} configurations ({results.dialect}), ranked by {metric}")
-    if "duration" in frame:
-        print(f"training time: {frame['duration'].sum() / 60:.1f} min in all, "
-              f"median {frame['duration'].median():.0f} s per configuration")
-    print(f"best {metric} {results.top(1, metric)[metric].iloc[0]:.4f}, median {frame[metric].median():.4f}; "
-          f"at or below chance (1/8): {broken_share(results, 1 / 8):.0%}")
-    for _, row in repeated_outcomes(results, metric).iterrows():
+    summary = summarize(results, metric)
+    print(f"{args.table}: {summary.configurations:,} configurations ({results.dialect}), ranked by {metric}")
+    if summary.minutes is not None:
+        print(f"training time: {summary.minutes:.1f} min in all, median {summary.median_seconds:.0f} s per configuration")
+    print(f"best {metric} {summary.best:.4f}, median {summary.median:.4f}; "
+          f"at or below chance (1/8): {summary.below_chance:.0%}")
+    for _, row in summary.repeated.iterrows():
         print(f"{int(row['runs'])} runs ({row['share']:.0%}) ended at exactly {metric} = {row[metric]:.4f}")
     with pd.option_context("display.width", 200, "display.max_columns", None):
         print(f"\ntop {args.top}:")
@@ -312,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--variant", choices=["full", "mtcnn"], default="mtcnn", help="whole frames or MTCNN crops")
     tune.add_argument("--data", required=True, type=Path, help="dataset folder (CK+)")
     tune.add_argument("--rounds", type=positive_int, default=None, help="configurations to try (default: all)")
-    tune.add_argument("--out", type=Path, default=MODELS_DIR / "tuning" / f"{SHIPPED_SCAN}.csv", help="results table")
+    tune.add_argument("--out", type=Path, default=None,
+                      help=f"results table (default: models/tuning/{SHIPPED_SCAN}.csv, or shards/{SHIPPED_SCAN}-IofN.csv)")
     tune.add_argument("--shard", default=None, metavar="I/N", help="run only shard I of N of the space (for several machines)")
     tune.set_defaults(run=cmd_tune)
 

@@ -165,13 +165,39 @@ def repeated_outcomes(results: TalosResults, metric: str | None = None, min_shar
     return pd.DataFrame({metric: kept.index, "runs": counts[kept.index].to_numpy(), "share": kept.round(4).to_numpy()})
 
 
-def broken_share(results: TalosResults, chance: float) -> float:
+def broken_share(results: TalosResults, chance: float, metric: str | None = None) -> float:
     """The share of rows whose validation (balanced) accuracy is no better than chance: scans that
-    did not learn at all (the study's tables are mostly such rows)."""
-    metric = next((m for m in results.metrics if m.startswith("val_") and m.endswith("accuracy")), None)
+    did not learn at all (the study's tables are mostly such rows). ``metric`` counts when it is an
+    accuracy; otherwise the table's first validation accuracy does."""
+    accuracies = [m for m in results.metrics if m.endswith("accuracy")]
+    metric = metric if metric in accuracies else next((m for m in accuracies if m.startswith("val_")), None)
     if metric is None:
         return 0.0
     return round(float((results.frame[metric] <= chance).mean()), 4)
+
+
+@dataclass(frozen=True)
+class ScanSummary:
+    """A scan's headline numbers, as the Tuning page and ``tune-report`` show them."""
+
+    metric: str
+    configurations: int
+    best: float
+    median: float
+    below_chance: float  # share of runs at or below chance
+    repeated: pd.DataFrame  # metric values many runs ended on exactly (see repeated_outcomes)
+    minutes: float | None  # training time of all runs, when the table records durations
+    median_seconds: float | None
+
+
+def summarize(results: TalosResults, metric: str | None = None, chance: float = 1 / 8) -> ScanSummary:
+    metric = metric or results.primary_metric
+    frame = results.frame
+    duration = frame["duration"] if "duration" in frame else None
+    return ScanSummary(metric, len(frame), float(results.top(1, metric)[metric].iloc[0]), float(frame[metric].median()),
+                       broken_share(results, chance, metric), repeated_outcomes(results, metric),
+                       None if duration is None else float(duration.sum() / 60),
+                       None if duration is None else float(duration.median()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,7 +292,6 @@ def shard_space(params: dict[str, list], rounds: int | None, index: int, count: 
     """The ``index``-th of ``count`` shards of one seeded draw of ``rounds`` configurations: what
     Talos's DistributeParamSpace does, without its step that lists the whole space again for every
     shard (5.6M rows for the study's space: 6.5 minutes on one core before the first trial)."""
-    import copy
     import random
 
     from talos.experiment.serialization import content_hash
@@ -278,14 +303,17 @@ def shard_space(params: dict[str, list], rounds: int | None, index: int, count: 
     rows = list(draw.param_index)
     random.Random(SEED).shuffle(rows)
     mine = np.array_split(np.array(rows, dtype=int), count)[index]
-    shard = copy.deepcopy(draw)  # its search strategy comes along, pointing at the copy
-    shard.param_space = draw.param_space[mine].copy()
-    shard.param_index = list(range(len(mine)))
-    shard.dimensions = len(mine)
-    shard.shard_id = index
-    shard.shard_namespace = content_hash({"params": params, "machines": count, "worker": index,
-                                          "original_row_indexes": mine.tolist()})
-    return shard
+    if len(mine) == 0:
+        raise SearchSpaceError(f"Shard {index}/{count} is empty: {len(rows)} configurations cannot be split "
+                               f"in {count} shards; use more --rounds or fewer shards.")
+    # The draw becomes the shard: its search strategy walks whatever rows it holds.
+    draw.param_space = draw.param_space[mine].copy()
+    draw.param_index = list(range(len(mine)))
+    draw.dimensions = len(mine)
+    draw.shard_id = index
+    draw.shard_namespace = content_hash({"params": params, "machines": count, "worker": index,
+                                         "original_row_indexes": mine.tolist()})
+    return draw
 
 
 def run_scan(data_dir: Path, out: Path, variant: str = "mtcnn", space: Path = DEFAULT_SPACE, rounds: int | None = None,
@@ -309,10 +337,10 @@ def run_scan(data_dir: Path, out: Path, variant: str = "mtcnn", space: Path = DE
     os.environ["GIT_DIR"] = "/nonexistent"
     params, settings = load_space(space)
     params = {**params, "patience": [int(settings.get("early_stopping_patience", 5))]}
+    limit = rounds
     if shard is not None:  # the same sample of ``rounds`` configurations on every machine, split in shards
-        index, count = shard
-        params = shard_space(params, rounds, index, count)
-        rounds = params.dimensions
+        params = shard_space(params, rounds, *shard)
+        limit = params.dimensions
     manifest = load_dataset(data_dir)
     x = scaled_inputs(variant_inputs(SCAN_VARIANTS[variant], manifest), float(settings.get("input_scale", 1.0)))
     y = keras.utils.to_categorical(label_indices(manifest["label"]), len(LABELS))
@@ -324,8 +352,8 @@ def run_scan(data_dir: Path, out: Path, variant: str = "mtcnn", space: Path = DE
         shutil.rmtree(work_dir)  # a scan that never finished its first trial: start it again
     scan = talos.Scan(x=x[fit_rows], y=y[fit_rows], x_val=x[val_rows], y_val=y[val_rows], params=params,
                       model=scan_model, experiment_name="emorec", experiment_dir=str(work_dir), resume=resume,
-                      round_limit=rounds, seed=SEED, reduction_metric="val_balanced_accuracy", save_weights=False,
-                      n_permutations=rounds)  # the progress bar's total (else the whole space: 5.6M)
+                      round_limit=limit, seed=SEED, reduction_metric="val_balanced_accuracy", save_weights=False,
+                      n_permutations=limit)  # the progress bar's total (else the whole space: 5.6M)
     atomic_write_text(out, scan.data.to_csv(index=False))
     return scan.status, len(scan.data)
 

@@ -63,16 +63,17 @@ if results is None:
 metric = st.selectbox("Metric", results.metrics, key="metric")
 ascending = metric.endswith("loss")
 chance = 1 / 8
-broken = tune.broken_share(results, chance)
+summary = tune.summarize(results, metric, chance)
 c1, c2, c3, c4 = st.columns(4)
-c1.metric("Configurations", f"{len(results.frame):,}")
-c2.metric(f"Best {metric}", f"{results.top(1, metric)[metric].iloc[0]:.3f}")
-c3.metric(f"Median {metric}", f"{results.frame[metric].median():.3f}")
-c4.metric("At or below chance", f"{broken:.0%}",
+c1.metric("Configurations", f"{summary.configurations:,}")
+c2.metric(f"Best {metric}", f"{summary.best:.3f}")
+c3.metric(f"Median {metric}", f"{summary.median:.3f}")
+c4.metric("At or below chance", f"{summary.below_chance:.0%}",
           help="Validation (balanced) accuracy ≤ 1/8: the run learned nothing (or validation was broken).")
-if broken > 0.25:
-    st.warning(f"{broken:.0%} of these runs validate at or below chance (1/8): the scan, not the parameters, is suspect.")
-for _, row in tune.repeated_outcomes(results, metric).iterrows():
+if summary.below_chance > 0.25:
+    st.warning(f"{summary.below_chance:.0%} of these runs validate at or below chance (1/8): the scan, not the "
+               "parameters, is suspect.")
+for _, row in summary.repeated.iterrows():
     st.warning(f"{int(row['runs']):,} runs ({row['share']:.0%}) ended at exactly {metric} = {row[metric]:.4f}: different "
                "configurations with one identical score usually mean a model that predicts the same class for every image.")
 st.plotly_chart(px.histogram(results.frame, x=metric, nbins=50, height=260).add_vline(x=chance, line_dash="dot",

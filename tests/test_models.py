@@ -84,6 +84,16 @@ def test_calibration_error():
     assert evaluate.expected_calibration_error(overconfident, np.array([0] * 5 + [1] * 5)) == pytest.approx(0.49, abs=0.01)
 
 
+def test_headline_numbers_of_a_card():
+    block = lambda mean: {"accuracy": {"mean": mean, "std": 0.01}}  # noqa: E731
+    card = {"evaluation": {"subject-kfold": {"classes_8": block(0.5), "emotions_7": block(0.4)},
+                           "image-kfold": {"classes_8": block(0.7)}, "fer2013-publictest": {"accuracy": 0.3}},
+            "latency_ms_per_face": 2.5, "file_size_bytes": 3_000_000}
+    assert registry.headline(card) == {"CK+ 7 emotions": 0.4, "CK+ 8 classes": 0.5, "CK+ 8 classes, image folds": 0.7,
+                                       "FER2013 PublicTest": 0.3, "latency ms/face": 2.5, "size MB": 3.0}
+    assert set(registry.headline({}).values()) == {None}  # a card with nothing measured yet
+
+
 def test_folds_protocols(class_folder_dataset):
     from emorec.data import load_dataset
 

@@ -31,6 +31,14 @@ def test_talos2_output():
     assert results.top(1, "val_loss")["val_loss"].item() == 1.0
 
 
+def test_summary_of_a_scan():
+    summary = tune.summarize(tune.read_results(TALOS2.encode(), "scan.csv"))
+    assert (summary.metric, summary.configurations, summary.best, summary.median) == ("val_accuracy", 3, 0.66, 0.61)
+    assert summary.below_chance == 0.3333 and summary.repeated.empty
+    assert summary.minutes == (30.5 + 40.0 + 30.0) / 60 and summary.median_seconds == 30.5
+    assert tune.summarize(tune.read_results(TALOS2.encode(), "scan.csv"), "val_loss").best == 1.0
+
+
 def test_legacy_quirks():
     results = tune.read_results(LEGACY.encode(), "old.csv")
     frame = results.frame
@@ -160,6 +168,11 @@ def test_shards_split_talos_draw_without_listing_the_space():
         assert shard.shard_namespace == theirs.shard_namespace
         assert shard.round_parameters() == theirs.round_parameters()  # the strategy walks the shard's rows
     assert sum(len(shard.param_space) for shard in ours) == 10
+
+
+def test_an_empty_shard_is_a_clear_error():
+    with pytest.raises(tune.SearchSpaceError, match="Shard 3/4 is empty: 3 configurations"):
+        tune.shard_space({"a": [1, 2, 3], "b": [0.1]}, 3, 3, 4)
 
 
 @pytest.mark.parametrize("content, message", [
