@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 EMOREC_DATA ?= $(if $(wildcard ../shared/data/ckplus),../shared/data/ckplus,data)
 export EMOREC_DATA
 
-.PHONY: run test install install-dev bench clean study-models screenshots
+.PHONY: run test install install-dev bench clean study-models scan screenshots
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,16 @@ study-models: install
 	  $(PY) -m emorec evaluate --variant $$v --data $(CKPLUS) --protocol image-kfold && \
 	  $(PY) -m emorec train --variant $$v --data $(CKPLUS) || exit 1; \
 	done
+
+# emorec's shipped Talos scan: 200 configurations of the study's space on MTCNN crops, in 8 shards
+# (~12 min each on 2 cores; a finished shard is not run again on the same machine), merged.
+SCAN := emorec-mtcnn-scan
+scan: install
+	for i in 0 1 2 3 4 5 6 7; do \
+	  $(PY) -m emorec tune --space emorec/spaces/study-fast.toml --variant mtcnn --data $(CKPLUS) --rounds 200 --shard $$i/8 || exit 1; \
+	done
+	$(PY) -m emorec tune-merge models/tuning/shards/$(SCAN)-*of8.csv --out models/tuning/$(SCAN).csv
+	$(PY) -m emorec tune-report models/tuning/$(SCAN).csv
 
 # README screenshots of every page, from the running app (needs chromium).
 screenshots: install-dev
