@@ -69,8 +69,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from emorec.recipe import pretrained_path
     from emorec.train import pretrain_fer
 
-    run_dir = pretrained_path(MODELS_DIR).parent
-    pretrain_fer(args.data, run_dir, args.epochs)
+    pretrain_fer(args.data, pretrained_path(MODELS_DIR).parent, args.epochs)
     print(f"saved {pretrained_path(MODELS_DIR)}")
     return 0
 
@@ -284,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pretrain = commands.add_parser("pretrain", help="emorec stage 1: pretrain on FER2013 train (resumable)")
     pretrain.add_argument("--data", required=True, type=Path, help="FER2013 train (class folders or CSV)")
-    pretrain.add_argument("--epochs", type=int, default=30)
+    pretrain.add_argument("--epochs", type=positive_int, default=50)
     pretrain.set_defaults(run=cmd_pretrain)
 
     variants = list(VARIANT_NAMES)

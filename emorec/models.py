@@ -127,11 +127,13 @@ def _residual_block(x, filters: int, downsample: bool):
 
 
 def emorec_cnn(input_shape: tuple[int, int, int] = (48, 48, 1), num_classes: int = len(LABELS),
-               stem: int = 32, widths: tuple[int, ...] = (48, 96, 192), dropout: float = 0.4) -> keras.Model:
-    """emorec's network: a small ResNet for 48x48 gray faces, sized to train on two CPU cores.
+               stem: int = 32, widths: tuple[int, ...] = (64, 128, 256, 512), dropout: float = 0.4) -> keras.Model:
+    """emorec's network: a ResNet for 48x48 gray faces, sized to train on two CPU cores.
 
     The stem pools to 24x24 at once: full-resolution blocks would cost half the compute for
-    little gain on 48x48 faces.
+    little gain on 48x48 faces. Width goes where it is cheap: the 3x3 last stage holds most of
+    the 4.7M parameters for a quarter of the compute (the first version, three stages up to 192
+    channels, underfit FER2013 at 66 % training accuracy).
     """
     inputs = keras.Input(shape=input_shape)
     x = layers.Rescaling(1.0 / 255)(inputs)

@@ -190,10 +190,13 @@ def train_study_variant(name: str, x: np.ndarray, y: np.ndarray, groups: np.ndar
     return model
 
 
-def pretrain_fer(fer_train_dir: Path, run_dir: Path, epochs: int = 30, batch_size: int = 128) -> keras.Model:
-    """emorec stage 1: learn faces in the wild on FER2013 train (10 % held out for early stopping;
-    the PublicTest split is never seen)."""
+def pretrain_fer(fer_train_dir: Path, out_dir: Path, epochs: int = 50, batch_size: int = 128,
+                 run_dir: Path | None = None) -> keras.Model:
+    """emorec stage 1: learn faces in the wild on FER2013 train (10 % held out to watch the run;
+    the PublicTest split is never seen). Trains in ``run_dir`` (resumable, outside the repository)
+    and writes ``pretrained.keras``, its history and data counts to ``out_dir`` when done."""
     set_seed()
+    run_dir = run_dir or CACHE_DIR / "runs" / "emorec" / "pretrain"
     variant = VARIANTS["emorec"]
     manifest = load_dataset(fer_train_dir)
     x = cached_model_inputs(manifest, variant.input_shape, face_crop=False)
@@ -207,8 +210,9 @@ def pretrain_fer(fer_train_dir: Path, run_dir: Path, epochs: int = 30, batch_siz
     augment = augmentation()
     fit(model, make_dataset(x_train, y_train, batch_size, augment, shuffle=True),
         make_dataset(x_val, y_val, 512), epochs, run_dir, class_weights(y_train, 0.3), patience=None)
-    save_model(model, run_dir / "pretrained.keras")
-    atomic_write_text(run_dir / "data_stats.json", json.dumps(dataset_summary(manifest), indent=1))
+    save_model(model, out_dir / "pretrained.keras")
+    atomic_write_text(out_dir / "history.json", (run_dir / "history.json").read_text())
+    atomic_write_text(out_dir / "data_stats.json", json.dumps(dataset_summary(manifest), indent=1))
     return model
 
 

@@ -35,7 +35,7 @@ def test_recipe_end_to_end(tmp_path, class_folder_dataset):
         write_image(ck48 / "happy" / f"S{subject:03d}_001_00000011.png", size=(48, 48))
     models = tmp_path / "models"
 
-    pretrain_fer(fer / "train", recipe.pretrained_path(models).parent, epochs=1)
+    pretrain_fer(fer / "train", recipe.pretrained_path(models).parent, epochs=1, run_dir=tmp_path / "run")
     assert recipe.pretrained_path(models).exists()
     summary = recipe.cross_validate_emorec(class_folder_dataset, ck48, fer / "train", "cmd", models, epochs=1, n_splits=2)
     assert summary["classes_8"]["folds"] == 2 and summary["extra_training_data"]["fer2013_slice"] == 30
