@@ -270,7 +270,7 @@ def train_final(name: str, data_dir: Path, command: str, epochs: int | None = No
         "file_size_bytes": (out / registry.MODEL_FILE).stat().st_size,
         "data": {**dataset_summary(manifest), "folder": str(data_dir)},
         "training": {"epochs": epochs, "batch_size": variant.batch_size, "optimizer": variant.optimizer,
-                     "learning_rate": variant.learning_rate, "augmentation": [l.name for l in augmentation().layers]},
+                     "learning_rate": variant.learning_rate, "augmentation": [type(l).__name__ for l in augmentation().layers]},
         "latency_ms_per_face": measure_latency_ms(model, variant.input_shape),
         "commands": {"train": command},
         "study_reported": {"accuracy": variant.study_reported_accuracy,
