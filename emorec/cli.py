@@ -88,7 +88,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.protocol != "subject-kfold":
             raise SystemExit("error: emorec is cross-validated by subject only")
         summary = recipe.cross_validate_emorec(args.data, args.ck48, args.fer, command_line(), MODELS_DIR,
-                                               args.epochs or 10, args.folds, progress)
+                                               args.epochs or 10, args.folds or 10, progress)
     else:
         summary = evaluate_variant(args.variant, args.data, args.protocol, command_line(), args.folds, progress=progress)
     for key, title in (("classes_8", "8 classes"), ("emotions_7", "7 emotions")):
@@ -296,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--protocol", choices=[*PROTOCOLS, "fer2013-publictest"], default="subject-kfold",
                           help="subject-kfold (honest), image-kfold (the study's split) or fer2013-publictest "
                                "(the shipped model on FER2013's PublicTest faces); default: %(default)s")
-    evaluate.add_argument("--folds", type=at_least_two, default=10, help="number of folds (default: %(default)s)")
+    evaluate.add_argument("--folds", type=at_least_two, default=None,
+                          help="number of folds (default: 10 by subject, 4 by image: the study's 75/25 split)")
     evaluate.add_argument("--epochs", type=int, default=None, help="emorec: fine-tuning epochs per fold (default 10)")
     evaluate.set_defaults(run=cmd_evaluate)
 

@@ -17,7 +17,7 @@ from skimage import data as skdata
 
 from emorec import evaluate, registry
 from emorec.config import LABELS
-from emorec.models import VARIANTS, build
+from emorec.models import VARIANTS, build, emorec_cnn
 from emorec.predict import EmotionRecognizer
 from emorec.train import class_weights, compile_model, make_dataset
 from tests.conftest import ROOT, shared_data
@@ -101,13 +101,15 @@ def test_folds_protocols(class_folder_dataset):
     subject = list(evaluate.folds(manifest, "subject-kfold", n_splits=3))
     image = list(evaluate.folds(manifest, "image-kfold", n_splits=3))
     assert len(subject) == len(image) == 3
+    study_split = list(evaluate.folds(manifest, "image-kfold"))  # default: the study's 75/25 split, 4 times
+    assert len(study_split) == 4 and all(len(test) / len(manifest) == pytest.approx(0.25, abs=0.05) for _, test in study_split)
     with pytest.raises(ValueError, match="Unknown protocol"):
         list(evaluate.folds(manifest, "random", 3))
 
 
 def ship_tiny_model(models_dir: Path, name: str = "tiny", face_crop: bool = True) -> Path:
     """A real (untrained) model saved with its card, as training would leave it."""
-    model = build("emorec")
+    model = emorec_cnn(widths=(16, 32))  # emorec's architecture, narrow: tests save and load it often
     folder = models_dir / name
     folder.mkdir(parents=True)
     model.save(folder / registry.MODEL_FILE)
