@@ -283,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pretrain = commands.add_parser("pretrain", help="emorec stage 1: pretrain on FER2013 train (resumable)")
     pretrain.add_argument("--data", required=True, type=Path, help="FER2013 train (class folders or CSV)")
-    pretrain.add_argument("--epochs", type=positive_int, default=50)
+    pretrain.add_argument("--epochs", type=positive_int, default=40)
     pretrain.set_defaults(run=cmd_pretrain)
 
     variants = list(VARIANT_NAMES)

@@ -190,7 +190,7 @@ def train_study_variant(name: str, x: np.ndarray, y: np.ndarray, groups: np.ndar
     return model
 
 
-def pretrain_fer(fer_train_dir: Path, out_dir: Path, epochs: int = 50, batch_size: int = 128,
+def pretrain_fer(fer_train_dir: Path, out_dir: Path, epochs: int = 40, batch_size: int = 128,
                  run_dir: Path | None = None) -> keras.Model:
     """emorec stage 1: learn faces in the wild on FER2013 train (10 % held out to watch the run;
     the PublicTest split is never seen). Trains in ``run_dir`` (resumable, outside the repository)
