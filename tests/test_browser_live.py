@@ -13,7 +13,9 @@ pytestmark = pytest.mark.browser
 
 
 def frames_processed(page) -> int:
-    values = page.locator("[data-testid='stMetricValue']").all_inner_texts()
+    """The "Frames processed" metric, found by its label (the page redraws its metrics while streaming)."""
+    metric = page.locator("[data-testid='stMetric']", has_text="Frames processed")
+    values = metric.locator("[data-testid='stMetricValue']").all_inner_texts()
     return int(values[0].replace(",", "")) if values else 0
 
 
