@@ -103,9 +103,11 @@ class EmotionRecognizer:
         if len(crops) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         crops = np.asarray(crops, np.float32)
-        probabilities = self._forward(crops).numpy().astype(np.float64)
-        if self.tta_flip:  # average with the mirror image, as the model was evaluated
-            probabilities = (probabilities + self._forward(crops[:, :, ::-1]).numpy()) / 2
+        if self.tta_flip:  # average with the mirror image (one batch), as the model was evaluated
+            both = self._forward(np.concatenate([crops, crops[:, :, ::-1]])).numpy().astype(np.float64)
+            probabilities = (both[:len(crops)] + both[len(crops):]) / 2
+        else:
+            probabilities = self._forward(crops).numpy().astype(np.float64)
         return apply_temperature(probabilities, self.temperature) if self.temperature != 1.0 else probabilities
 
     def faces_of(self, image: np.ndarray, whole_image: bool = False, detector: FaceDetector | None = None) -> list[Face]:

@@ -3,13 +3,18 @@
 Stage 1 (``train.pretrain_fer``) learns in-the-wild faces on FER2013 train. Stage 2 fine-tunes
 those weights on CK+: the aligned MTCNN crops of the peak and neutral frames, the CK+48 frames of
 the same (training) subjects as extra samples, and a slice of FER2013 so in-the-wild skill is
-kept. Cross-validation repeats stage 2 per fold, so CK+ test subjects are never seen. Predictions
-average the face and its mirror image; a temperature fitted on out-of-fold predictions makes the
-probabilities honest.
+kept. Cross-validation repeats stage 2 per fold, so CK+ test subjects are never seen.
+
+Fine-tuning on a few hundred posed lab faces pulls the network away from faces in the wild, so the
+shipped weights are a mix of the pretrained and the fine-tuned ones (a weight-space ensemble,
+WiSE-FT: Wortsman et al., CVPR 2022); the mixing weight is chosen on the cross-validation's CK+
+test folds and FER2013's held-out faces, never on PublicTest. Predictions average the face and its
+mirror image; a temperature fitted on out-of-fold predictions makes the probabilities honest.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,22 +27,28 @@ from emorec.crops import cached_model_inputs
 from emorec.data import load_dataset
 from emorec.files import atomic_write_text
 from emorec.models import VARIANTS
-from emorec.train import (augmentation, class_weights, compile_model, fit, label_indices, make_dataset,
-                          set_seed, variant_inputs)
+from emorec.train import (augmentation, class_weights, compile_model, fer_holdout_split, fit, label_indices,
+                          make_dataset, set_seed, variant_inputs)
 
 INPUT_SHAPE = VARIANTS["emorec"].input_shape
+MIXING_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)  # share of the fine-tuned weights (0 = pretrained, 1 = fine-tuned)
+DEFAULT_MIXING = 0.5  # WiSE-FT's usual choice, when no cross-validation has chosen one
+FINETUNED_WEIGHTS = "finetuned.weights.h5"
 
 
 @dataclass(frozen=True)
 class FineTuneData:
     """What stage 2 adds to a fold's CK+ training images: CK+48 frames (kept only for the fold's
-    training subjects) and a fixed slice of FER2013 train."""
+    training subjects) and a fixed slice of FER2013 train; and the FER2013 faces stage 1 held out,
+    on which the mixing weight's in-the-wild accuracy is measured."""
 
     ck48_x: np.ndarray
     ck48_y: np.ndarray
     ck48_subjects: np.ndarray
     fer_x: np.ndarray
     fer_y: np.ndarray
+    fer_heldout_x: np.ndarray
+    fer_heldout_y: np.ndarray
 
 
 def load_finetune_data(ck48_dir: Path | None, fer_train_dir: Path | None, fer_images: int = 2000) -> FineTuneData:
@@ -47,11 +58,14 @@ def load_finetune_data(ck48_dir: Path | None, fer_train_dir: Path | None, fer_im
         ck48 = load_dataset(ck48_dir)
         ck48_x = cached_model_inputs(ck48, INPUT_SHAPE, face_crop=False)
         ck48_y, subjects = label_indices(ck48["label"]), ck48["subject"].to_numpy().astype(str)
-    fer_x, fer_y = empty
+    fer_x, fer_y, heldout_x, heldout_y = *empty, *empty
     if fer_train_dir is not None:
-        fer = load_dataset(fer_train_dir).sample(frac=1.0, random_state=SEED).head(fer_images)
-        fer_x, fer_y = cached_model_inputs(fer, INPUT_SHAPE, face_crop=False), label_indices(fer["label"])
-    return FineTuneData(ck48_x, ck48_y, subjects, fer_x, fer_y)
+        fer = load_dataset(fer_train_dir)
+        x, y = cached_model_inputs(fer, INPUT_SHAPE, face_crop=False), label_indices(fer["label"])
+        fit_rows, held_out = fer_holdout_split(y)
+        fer_rows = np.random.default_rng(SEED).permutation(fit_rows)[:fer_images]
+        fer_x, fer_y, heldout_x, heldout_y = x[fer_rows], y[fer_rows], x[held_out], y[held_out]
+    return FineTuneData(ck48_x, ck48_y, subjects, fer_x, fer_y, heldout_x, heldout_y)
 
 
 def flip_averaged(model: keras.Model):
@@ -59,9 +73,18 @@ def flip_averaged(model: keras.Model):
 
     def predict(images: np.ndarray) -> np.ndarray:
         images = images.astype(np.float32)
-        return (model.predict(images, batch_size=256, verbose=0) + model.predict(images[:, :, ::-1], batch_size=256, verbose=0)) / 2
+        both = model.predict(np.concatenate([images, images[:, :, ::-1]]), batch_size=256, verbose=0)
+        return (both[:len(images)] + both[len(images):]) / 2
 
     return predict
+
+
+def mixed(pretrained: keras.Model, finetuned: keras.Model, share: float) -> keras.Model:
+    """The weight-space ensemble: ``(1 - share) * pretrained + share * fine-tuned``, every weight
+    (BatchNorm statistics included), one network as fast as either."""
+    model = keras.models.clone_model(finetuned)
+    model.set_weights([(1 - share) * p + share * f for p, f in zip(pretrained.get_weights(), finetuned.get_weights())])
+    return model
 
 
 def finetune(pretrained: Path, x: np.ndarray, y: np.ndarray, subjects: np.ndarray, extra: FineTuneData,
@@ -80,12 +103,60 @@ def finetune(pretrained: Path, x: np.ndarray, y: np.ndarray, subjects: np.ndarra
 
 
 def emorec_trainer(pretrained: Path, extra: FineTuneData, epochs: int = 10):
-    """An ``evaluate.Trainer``: fine-tune on the fold, predict with flip averaging."""
+    """An ``evaluate.Trainer``: fine-tune on the fold, keep the weights (for the mixing scan),
+    predict with flip averaging."""
 
     def train_fold(x: np.ndarray, y: np.ndarray, groups: np.ndarray, run_dir: Path):
-        return flip_averaged(finetune(pretrained, x, y, groups, extra, run_dir, epochs))
+        model = finetune(pretrained, x, y, groups, extra, run_dir, epochs)
+        model.save_weights(run_dir / FINETUNED_WEIGHTS)
+        return flip_averaged(model)
 
     return train_fold
+
+
+def accuracy(probabilities: np.ndarray, labels: np.ndarray, classes: tuple[str, ...] = LABELS) -> float:
+    """Accuracy of the argmax over ``classes`` (FER2013 has no contempt; 7 emotions: no neutral)."""
+    columns = [LABELS.index(c) for c in classes]
+    keep = np.isin(labels, columns)
+    predicted = np.array(columns)[probabilities[keep][:, columns].argmax(axis=1)]
+    return float((predicted == labels[keep]).mean()) if keep.any() else float("nan")
+
+
+def mixing_scan(pretrained: Path, folds: list[tuple[Path, np.ndarray]], x: np.ndarray, y: np.ndarray,
+                extra: FineTuneData, progress=iter) -> tuple[pd.DataFrame, dict[float, np.ndarray]]:
+    """Every share of ``MIXING_GRID`` with every fold's fine-tuned weights (``folds``: the fold's
+    run folder and its CK+ test rows). Returns one row per share (out-of-fold CK+ accuracy on 8
+    classes and on the 7 emotions, FER2013 held-out accuracy averaged over the folds' networks)
+    and each share's out-of-fold CK+ probabilities, rows in ``folds`` order."""
+    from emorec.config import EMOTIONS
+
+    base = keras.models.load_model(pretrained, compile=False)
+    finetuned = keras.models.clone_model(base)
+    ck_parts = {share: [] for share in MIXING_GRID}
+    fer_scores = {share: [] for share in MIXING_GRID}
+    for fold_dir, rows in progress(folds):
+        finetuned.load_weights(fold_dir / FINETUNED_WEIGHTS)
+        for share in MIXING_GRID:
+            predict = flip_averaged(mixed(base, finetuned, share))
+            ck_parts[share].append(predict(x[rows]))
+            if len(extra.fer_heldout_y):
+                fer_scores[share].append(accuracy(predict(extra.fer_heldout_x), extra.fer_heldout_y))
+    y_oof = np.concatenate([y[rows] for _, rows in folds])
+    probabilities = {share: np.concatenate(parts) for share, parts in ck_parts.items()}
+    table = pd.DataFrame([{"share": share,
+                           "ckplus_8": accuracy(probabilities[share], y_oof),
+                           "ckplus_7": accuracy(probabilities[share], y_oof, EMOTIONS),
+                           "fer2013_heldout": float(np.mean(fer_scores[share])) if fer_scores[share] else np.nan}
+                          for share in MIXING_GRID])
+    table["score"] = table[["ckplus_8", "ckplus_7", "fer2013_heldout"]].mean(axis=1)  # NaN columns skipped
+    return table.round(4), probabilities
+
+
+def choose_share(table: pd.DataFrame) -> float:
+    """The share with the best mean of CK+ 8-class, CK+ 7-emotion and FER2013 held-out accuracy:
+    posed and in-the-wild faces count alike (ties: more fine-tuning)."""
+    best = table[table["score"] == table["score"].max()]
+    return float(best["share"].max())
 
 
 def ckplus_inputs(ckplus_dir: Path) -> tuple[pd.DataFrame, np.ndarray]:
@@ -116,48 +187,76 @@ def pretrained_epochs(models_dir: Path) -> int | None:
     return len(history) if history else None
 
 
+def finetune_runs(models_dir: Path, epochs: int) -> Path:
+    """Where stage 2 trains: one folder per pretrained network and epoch count, so folds cached
+    by another recipe are never mixed into a cross-validation."""
+    from emorec.config import CACHE_DIR
+
+    digest = hashlib.sha256(pretrained_path(models_dir).read_bytes()).hexdigest()[:12]
+    return CACHE_DIR / "runs" / "emorec" / f"finetune-{digest}-{epochs}ep"
+
+
 def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | None, command: str,
                           models_dir: Path, epochs: int = 10, n_splits: int = 10, progress=iter) -> dict:
-    """Subject-grouped cross-validation of stage 2, temperature fitted on the out-of-fold predictions."""
+    """Subject-grouped cross-validation of stage 2, then the mixing scan on the folds' networks;
+    the chosen share's out-of-fold predictions are the result, calibrated by a fitted temperature."""
     from emorec import registry
-    from emorec.config import CACHE_DIR
-    from emorec.evaluate import apply_temperature, cross_validate, expected_calibration_error, fit_temperature, summarize
+    from emorec.evaluate import (apply_temperature, cross_validate, expected_calibration_error, fit_temperature, folds,
+                                 summarize)
 
     manifest, x = ckplus_inputs(ckplus_dir)
     extra = load_finetune_data(ck48_dir, fer_train_dir)
     trainer = emorec_trainer(pretrained_path(models_dir), extra, epochs)
-    predictions = cross_validate(x, manifest, trainer, "subject-kfold", CACHE_DIR / "runs" / "emorec", n_splits, progress)
+    run_dir = finetune_runs(models_dir, epochs)
+    predictions = cross_validate(x, manifest, trainer, "subject-kfold", run_dir, n_splits, progress)
+    fold_runs = [(run_dir / f"subject-kfold-fold{fold:02d}", test)
+                 for fold, (_, test) in enumerate(folds(manifest, "subject-kfold", n_splits))]
+    scan, mixed_probabilities = mixing_scan(pretrained_path(models_dir), fold_runs, x, label_indices(manifest["label"]),
+                                            extra, progress)
+    share = choose_share(scan)
+    predictions[list(LABELS)] = mixed_probabilities[share]
     out = models_dir / "emorec"
     atomic_write_text(out / "cv-subject-kfold.csv", predictions.round(5).to_csv(index=False))
     probabilities, labels = predictions[list(LABELS)].to_numpy(), label_indices(predictions["label"])
     temperature = fit_temperature(probabilities, labels)
     summary = {**summarize(predictions, "subject-kfold"), "data": str(ckplus_dir), "command": command,
                "extra_training_data": {"ck48": str(ck48_dir) if ck48_dir else None,
-                                       "fer2013_slice": int(len(extra.fer_y))}}
+                                       "fer2013_slice": int(len(extra.fer_y))},
+               "weight_mixing": {"share": share, "fer2013_heldout_faces": int(len(extra.fer_heldout_y)),
+                                 "criterion": "best mean of CK+ 8-class, CK+ 7-emotion (out-of-fold) and FER2013 "
+                                              "held-out accuracy", "scan": scan.to_dict("records")}}
     calibration = {"temperature": temperature, "fitted_on": "out-of-fold CK+ predictions (subject-kfold)",
                    "ece_before": expected_calibration_error(probabilities, labels),
                    "ece_after": expected_calibration_error(apply_temperature(probabilities, temperature), labels)}
     registry.update_card("emorec", {"evaluation": {"subject-kfold": summary}, "calibration": calibration,
-                                    "temperature": temperature, "finetune_epochs": epochs}, models_dir)
+                                    "temperature": temperature, "finetune_epochs": epochs, "weight_mixing": share},
+                         models_dir)
     return summary
 
 
 def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | None, command: str,
                 models_dir: Path, epochs: int = 10) -> dict:
-    """Stage 2 on all of CK+, saved as ``models/emorec/model.keras`` with its card."""
+    """Stage 2 on all of CK+, mixed with the pretrained weights at the share the cross-validation
+    chose, saved as ``models/emorec/model.keras`` with its card."""
     from emorec import registry
-    from emorec.config import CACHE_DIR, FaceDefaults
+    from emorec.config import FaceDefaults
     from emorec.data import dataset_summary
     from emorec.train import measure_latency_ms, save_model
 
     manifest, x = ckplus_inputs(ckplus_dir)
     extra = load_finetune_data(ck48_dir, fer_train_dir)
     y = label_indices(manifest["label"])
-    model = finetune(pretrained_path(models_dir), x, y, manifest["subject"].to_numpy().astype(str), extra,
-                     CACHE_DIR / "runs" / "emorec" / "final", epochs)
+    run_dir = finetune_runs(models_dir, epochs) / "final"
+    finetuned = finetune(pretrained_path(models_dir), x, y, manifest["subject"].to_numpy().astype(str), extra,
+                         run_dir, epochs)
+    try:
+        share = float(registry.read_card("emorec", models_dir).get("weight_mixing", DEFAULT_MIXING))
+    except registry.ModelUnavailable:
+        share = DEFAULT_MIXING
+    model = mixed(keras.models.load_model(pretrained_path(models_dir), compile=False), finetuned, share)
     out = models_dir / "emorec"
     save_model(model, out / registry.MODEL_FILE)
-    atomic_write_text(out / "history.json", (CACHE_DIR / "runs" / "emorec" / "final" / "history.json").read_text())
+    atomic_write_text(out / "history.json", (run_dir / "history.json").read_text())
     variant = VARIANTS["emorec"]
     return registry.update_card("emorec", {
         "description": variant.description,
@@ -174,6 +273,7 @@ def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | N
                  "extra": {"ck48_frames": int(len(extra.ck48_y)), "fer2013_slice": int(len(extra.fer_y)),
                            "pretrained_on": "FER2013 train (28,709 faces)"}},
         "training": {"finetune_epochs": epochs, "optimizer": "adamw", "augmentation": [type(l).__name__ for l in augmentation().layers],
+                     "weight_mixing": f"{share:g} x fine-tuned + {1 - share:g} x pretrained weights (WiSE-FT)",
                      "pretraining": f"{pretrained_epochs(models_dir)} epochs on FER2013 train (models/emorec/pretrain)"},
         "latency_ms_per_face": measure_latency_ms(model, INPUT_SHAPE),
         "commands": {"train": command},

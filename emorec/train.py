@@ -190,6 +190,13 @@ def train_study_variant(name: str, x: np.ndarray, y: np.ndarray, groups: np.ndar
     return model
 
 
+def fer_holdout_split(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """FER2013 train positions for stage 1 and the stratified 10 % it never trains on. Stage 2
+    draws its FER2013 slice from the first part and measures in-the-wild skill on the second,
+    so the PublicTest split stays untouched until the final number."""
+    return train_test_split(np.arange(len(y)), test_size=0.1, stratify=y, random_state=SEED)
+
+
 def pretrain_fer(fer_train_dir: Path, out_dir: Path, epochs: int = 40, batch_size: int = 128,
                  run_dir: Path | None = None) -> keras.Model:
     """emorec stage 1: learn faces in the wild on FER2013 train (10 % held out to watch the run;
@@ -201,7 +208,8 @@ def pretrain_fer(fer_train_dir: Path, out_dir: Path, epochs: int = 40, batch_siz
     manifest = load_dataset(fer_train_dir)
     x = cached_model_inputs(manifest, variant.input_shape, face_crop=False)
     y = label_indices(manifest["label"])
-    x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=0.1, stratify=y, random_state=SEED)
+    fit_rows, held_out = fer_holdout_split(y)
+    x_train, x_val, y_train, y_val = x[fit_rows], x[held_out], y[fit_rows], y[held_out]
     steps = epochs * int(np.ceil(len(x_train) / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(1e-4, steps, warmup_target=variant.learning_rate,
                                                       warmup_steps=steps // 30)

@@ -288,3 +288,12 @@ def test_save_model_keeps_inference_only_and_can_quantize(tmp_path):
     assert (tmp_path / "int8.keras").stat().st_size < (tmp_path / "plain.keras").stat().st_size / 3
     assert np.allclose(plain.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
     assert np.abs(int8.predict(x, verbose=0) - plain.predict(x, verbose=0)).max() < 0.05
+
+
+def test_flip_averaging_is_the_mean_of_face_and_mirror(tmp_path):
+    ship_tiny_model(tmp_path)
+    registry.update_card("tiny", {"tta_flip": True}, tmp_path)
+    recognizer = EmotionRecognizer.load("tiny", tmp_path)
+    crops = np.random.default_rng(1).integers(0, 255, (3, 48, 48, 1)).astype(np.float32)
+    expected = (recognizer.model.predict(crops, verbose=0) + recognizer.model.predict(crops[:, :, ::-1], verbose=0)) / 2
+    assert np.allclose(recognizer.classify(crops), expected, atol=1e-5)

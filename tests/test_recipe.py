@@ -4,9 +4,12 @@ ship, and test on a held-out set of pre-cropped faces."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
+import emorec.config
 from emorec import evaluate, recipe, registry
+from emorec.config import LABELS
 from emorec.predict import EmotionRecognizer
 from emorec.train import pretrain_fer
 from tests.conftest import write_image
@@ -24,7 +27,37 @@ def test_temperature_fitting_recovers_overconfidence():
         evaluate.expected_calibration_error(overconfident, labels)
 
 
-def test_recipe_end_to_end(tmp_path, class_folder_dataset):
+def test_weight_mixing_spans_pretrained_to_finetuned():
+    from emorec.models import emorec_cnn
+
+    pretrained, finetuned = emorec_cnn(widths=(8,)), emorec_cnn(widths=(8,))
+    for share, expected in ((0.0, pretrained), (1.0, finetuned)):
+        for got, want in zip(recipe.mixed(pretrained, finetuned, share).get_weights(), expected.get_weights()):
+            assert np.allclose(got, want)
+    halfway = recipe.mixed(pretrained, finetuned, 0.5).get_weights()
+    assert all(np.allclose(h, (p + f) / 2) for h, p, f in zip(halfway, pretrained.get_weights(), finetuned.get_weights()))
+
+
+def test_mixing_share_counts_posed_and_wild_faces_alike():
+    scan = pd.DataFrame({"share": recipe.MIXING_GRID, "ckplus_8": [.80, .90, .92, .93, .93],
+                         "ckplus_7": [.60, .85, .90, .92, .92], "fer2013_heldout": [.66, .66, .65, .60, .57]})
+    scan["score"] = scan[["ckplus_8", "ckplus_7", "fer2013_heldout"]].mean(axis=1)
+    assert recipe.choose_share(scan) == 0.5
+    scan["score"] = 1.0
+    assert recipe.choose_share(scan) == 1.0  # ties: more fine-tuning
+
+
+def test_accuracy_ignores_classes_outside_the_protocol():
+    probabilities = np.eye(8)[[0, 2, 5, 5]] * 0.6 + 0.05
+    probabilities[1, 5] = 0.5  # contempt face: second choice happiness
+    labels = np.array([0, 5, 5, 2])
+    assert recipe.accuracy(probabilities, labels) == 0.5
+    # FER2013 classes (no contempt): the contempt face is not counted, the contempt column not chosen
+    assert recipe.accuracy(probabilities, labels, tuple(c for c in LABELS if c != "contempt")) == 1.0
+
+
+def test_recipe_end_to_end(tmp_path, class_folder_dataset, monkeypatch):
+    monkeypatch.setattr(emorec.config, "CACHE_DIR", tmp_path / "cache")  # fold runs stay out of the user's cache
     fer = tmp_path / "fer"
     for split in ("train", "validation"):
         for label in ("happy", "angry", "neutral"):
@@ -38,9 +71,14 @@ def test_recipe_end_to_end(tmp_path, class_folder_dataset):
     pretrain_fer(fer / "train", recipe.pretrained_path(models).parent, epochs=1, run_dir=tmp_path / "run")
     assert recipe.pretrained_path(models).exists()
     summary = recipe.cross_validate_emorec(class_folder_dataset, ck48, fer / "train", "cmd", models, epochs=1, n_splits=2)
-    assert summary["classes_8"]["folds"] == 2 and summary["extra_training_data"]["fer2013_slice"] == 30
+    assert summary["classes_8"]["folds"] == 2 and summary["extra_training_data"]["fer2013_slice"] == 27
+    mixing = summary["weight_mixing"]
+    assert mixing["share"] in recipe.MIXING_GRID and mixing["fer2013_heldout_faces"] == 3  # the 10 % stage 1 held out
+    assert [row["share"] for row in mixing["scan"]] == list(recipe.MIXING_GRID)
+    assert list((tmp_path / "cache" / "runs" / "emorec").glob(f"finetune-*-1ep/subject-kfold-fold01/{recipe.FINETUNED_WEIGHTS}"))
     card = recipe.ship_emorec(class_folder_dataset, ck48, fer / "train", "cmd", models, epochs=1)
     assert card["tta_flip"] and card["calibration"]["temperature"] > 0 and card["data"]["extra"]["ck48_frames"] == 6
+    assert card["weight_mixing"] == mixing["share"] and "WiSE-FT" in card["training"]["weight_mixing"]
     holdout = recipe.evaluate_holdout("emorec", fer / "validation", "cmd", models)
     assert holdout["images"] == 30 and holdout["classes"] == ["neutral", "anger", "happiness"]
     assert registry.headline(registry.read_card("emorec", models))["FER2013 PublicTest"] == holdout["accuracy"]
