@@ -223,8 +223,8 @@ def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir
                "extra_training_data": {"ck48": str(ck48_dir) if ck48_dir else None,
                                        "fer2013_slice": int(len(extra.fer_y))},
                "weight_mixing": {"share": share, "fer2013_heldout_faces": int(len(extra.fer_heldout_y)),
-                                 "criterion": "best mean of CK+ 8-class, CK+ 7-emotion (out-of-fold) and FER2013 "
-                                              "held-out accuracy", "scan": scan.to_dict("records")}}
+                                 "criterion": "best mean of CK+ 8-class and 7-emotion (out-of-fold) and FER2013 "
+                                              "held-out accuracy", "scan": scan.astype(object).where(scan.notna(), None).to_dict("records")}}
     calibration = {"temperature": temperature, "fitted_on": "out-of-fold CK+ predictions (subject-kfold)",
                    "ece_before": expected_calibration_error(probabilities, labels),
                    "ece_after": expected_calibration_error(apply_temperature(probabilities, temperature), labels)}

@@ -151,6 +151,13 @@ def card_markdown(card: dict) -> str:
             lines.append(f"- accuracy {_percent(result['accuracy'])}, macro-F1 {_percent(result.get('macro_f1'))}")
         if "ece" in result:
             lines.append(f"- expected calibration error: {result['ece']}")
+        mixing = result.get("weight_mixing")
+        if mixing:
+            lines += ["", f"Weight mixing: {mixing['share']:g} x fine-tuned + {1 - mixing['share']:g} x pretrained "
+                          f"weights, chosen by the {mixing['criterion']}:", "",
+                      "| fine-tuned share | CK+ 8 classes | CK+ 7 emotions | FER2013 held-out |", "|---|---|---|---|"]
+            lines += [f"| {row['share']:g} | {_percent(row['ckplus_8'])} | {_percent(row['ckplus_7'])} | "
+                      f"{_percent(row['fer2013_heldout'])} |" for row in mixing["scan"]]
         if result.get("command"):
             lines += ["", f"Command: `{result['command']}`"]
     commands = card.get("commands", {})

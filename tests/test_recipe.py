@@ -79,6 +79,7 @@ def test_recipe_end_to_end(tmp_path, class_folder_dataset, monkeypatch):
     card = recipe.ship_emorec(class_folder_dataset, ck48, fer / "train", "cmd", models, epochs=1)
     assert card["tta_flip"] and card["calibration"]["temperature"] > 0 and card["data"]["extra"]["ck48_frames"] == 6
     assert card["weight_mixing"] == mixing["share"] and "WiSE-FT" in card["training"]["weight_mixing"]
+    assert "| 0.25 |" in (models / "emorec" / "card.md").read_text()  # the scan, readable
     holdout = recipe.evaluate_holdout("emorec", fer / "validation", "cmd", models)
     assert holdout["images"] == 30 and holdout["classes"] == ["neutral", "anger", "happiness"]
     assert registry.headline(registry.read_card("emorec", models))["FER2013 PublicTest"] == holdout["accuracy"]
