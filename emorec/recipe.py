@@ -132,6 +132,7 @@ def mixing_scan(pretrained: Path, folds: list[tuple[Path, np.ndarray]], x: np.nd
 
     base = keras.models.load_model(pretrained, compile=False)
     finetuned = keras.models.clone_model(base)
+    fer_classes = tuple(LABELS[i] for i in np.unique(extra.fer_heldout_y))  # argmax without contempt
     ck_parts = {share: [] for share in MIXING_GRID}
     fer_scores = {share: [] for share in MIXING_GRID}
     for fold_dir, rows in progress(folds):
@@ -139,8 +140,8 @@ def mixing_scan(pretrained: Path, folds: list[tuple[Path, np.ndarray]], x: np.nd
         for share in MIXING_GRID:
             predict = flip_averaged(mixed(base, finetuned, share))
             ck_parts[share].append(predict(x[rows]))
-            if len(extra.fer_heldout_y):
-                fer_scores[share].append(accuracy(predict(extra.fer_heldout_x), extra.fer_heldout_y))
+            if fer_classes and not (share == 0 and fer_scores[share]):  # share 0: the same network in every fold
+                fer_scores[share].append(accuracy(predict(extra.fer_heldout_x), extra.fer_heldout_y, fer_classes))
     y_oof = np.concatenate([y[rows] for _, rows in folds])
     probabilities = {share: np.concatenate(parts) for share, parts in ck_parts.items()}
     table = pd.DataFrame([{"share": share,
