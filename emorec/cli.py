@@ -88,7 +88,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.protocol != "subject-kfold":
             raise SystemExit("error: emorec is cross-validated by subject only")
         summary = recipe.cross_validate_emorec(args.data, args.ck48, args.fer, command_line(), MODELS_DIR,
-                                               args.epochs or 10, args.folds or 10, progress)
+                                               args.epochs or 10, args.folds or 10, progress,
+                                               progress_bar("weight-mixing scan", "fold"))
     else:
         summary = evaluate_variant(args.variant, args.data, args.protocol, command_line(), args.folds, progress=progress)
     for key, title in (("classes_8", "8 classes"), ("emotions_7", "7 emotions")):

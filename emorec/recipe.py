@@ -198,7 +198,8 @@ def finetune_runs(models_dir: Path, epochs: int) -> Path:
 
 
 def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | None, command: str,
-                          models_dir: Path, epochs: int = 10, n_splits: int = 10, progress=iter) -> dict:
+                          models_dir: Path, epochs: int = 10, n_splits: int = 10, progress=iter,
+                          scan_progress=iter) -> dict:
     """Subject-grouped cross-validation of stage 2, then the mixing scan on the folds' networks;
     the chosen share's out-of-fold predictions are the result, calibrated by a fitted temperature."""
     from emorec import registry
@@ -213,7 +214,7 @@ def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir
     fold_runs = [(run_dir / f"subject-kfold-fold{fold:02d}", test)
                  for fold, (_, test) in enumerate(folds(manifest, "subject-kfold", n_splits))]
     scan, mixed_probabilities = mixing_scan(pretrained_path(models_dir), fold_runs, x, label_indices(manifest["label"]),
-                                            extra, progress)
+                                            extra, scan_progress)
     share = choose_share(scan)
     predictions[list(LABELS)] = mixed_probabilities[share]
     out = models_dir / "emorec"
