@@ -92,6 +92,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                                progress_bar("weight-mixing scan", "fold"))
     else:
         summary = evaluate_variant(args.variant, args.data, args.protocol, command_line(), args.folds, progress=progress)
+    if "weight_mixing" in summary:
+        import pandas as pd
+
+        print(pd.DataFrame(summary["weight_mixing"]["scan"]).to_string(index=False))
+        print(f"chosen: {summary['weight_mixing']['share']:g} x fine-tuned weights")
     for key, title in (("classes_8", "8 classes"), ("emotions_7", "7 emotions")):
         acc, f1 = summary[key]["accuracy"], summary[key]["macro_f1"]
         print(f"{title}: accuracy {acc['mean']:.3f} ± {acc['std']:.3f}, macro-F1 {f1['mean']:.3f} ± {f1['std']:.3f}")
