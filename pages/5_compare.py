@@ -90,6 +90,19 @@ if evaluated:
     st.plotly_chart(px.bar(f1, x="class", y="F1", color="model", barmode="group", range_y=[0, 1], height=340,
                            category_orders={"class": list(LABELS)}), width="stretch", key="f1")
 
+    mixing = {name: r["weight_mixing"] for name, r in evaluated.items() if r.get("weight_mixing")}
+    for name, scan in mixing.items():
+        st.subheader(f"{name}: posed against in-the-wild faces")
+        rows = pd.DataFrame(scan["scan"]).melt(id_vars="share", value_vars=["ckplus_8", "ckplus_7", "fer2013_heldout"],
+                                               var_name="measured on", value_name="accuracy").dropna()
+        figure = px.line(rows, x="share", y="accuracy", color="measured on", markers=True, range_y=[0, 1], height=340,
+                         labels={"share": "share of fine-tuned weights (0 = pretrained on FER2013 only)"})
+        figure.add_vline(x=scan["share"], line_dash="dot", line_color="grey")
+        st.plotly_chart(figure, width="stretch", key=f"mixing-{name}")
+        st.caption(f"Shipped: {scan['share']:g} x fine-tuned + {1 - scan['share']:g} x pretrained weights, the "
+                   f"{scan['criterion']}. CK+ out of fold; FER2013 on the {scan['fer2013_heldout_faces']:,} train faces "
+                   "pretraining held out.")
+
     st.subheader("Calibration (reliability)")
     reliability_rows = []
     for name in evaluated:

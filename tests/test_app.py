@@ -134,6 +134,28 @@ def test_compare_page_reads_the_shipped_cards(monkeypatch, tmp_path):
     assert len(reported) >= 1 and reported["CK+ 8 classes, by image"].str.contains("as reported").all()
 
 
+def test_compare_page_plots_the_weight_mixing_scan(monkeypatch, tmp_path):
+    import shutil
+
+    import emorec.config
+    from emorec import registry
+
+    models = tmp_path / "models"
+    shutil.copytree(ROOT / "models" / "emorec", models / "emorec", ignore=shutil.ignore_patterns("*.keras", "pretrain"))
+    scan = [{"share": s, "ckplus_8": 0.9, "ckplus_7": 0.85 + s / 10, "fer2013_heldout": 0.66 - s / 10, "score": 0.8}
+            for s in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    evaluation = registry.read_card("emorec", models)["evaluation"]
+    evaluation["subject-kfold"]["weight_mixing"] = {"share": 0.5, "criterion": "best mean", "scan": scan,
+                                                    "fer2013_heldout_faces": 2871}
+    registry.update_card("emorec", {"evaluation": evaluation}, models)
+    monkeypatch.setattr(emorec.config, "MODELS_DIR", models)
+    app = open_app(monkeypatch, tmp_path)
+    app.switch_page("pages/5_compare.py").run()
+    assert not app.exception, app.exception
+    assert "emorec: posed against in-the-wild faces" in [h.value for h in app.subheader]
+    assert any("0.5 x fine-tuned + 0.5 x pretrained" in c.value for c in app.caption)
+
+
 def test_compare_page_scores_an_uploaded_zip_and_rejects_a_bad_one(monkeypatch, tmp_path):
     import io
     import zipfile
