@@ -79,10 +79,11 @@ def flip_averaged(model: keras.Model):
     return predict
 
 
-def mixed(pretrained: keras.Model, finetuned: keras.Model, share: float) -> keras.Model:
+def mixed(pretrained: keras.Model, finetuned: keras.Model, share: float, into: keras.Model | None = None) -> keras.Model:
     """The weight-space ensemble: ``(1 - share) * pretrained + share * fine-tuned``, every weight
-    (BatchNorm statistics included), one network as fast as either."""
-    model = keras.models.clone_model(finetuned)
+    (BatchNorm statistics included), one network as fast as either (written ``into`` a given
+    copy of the network, else a new one)."""
+    model = into or keras.models.clone_model(finetuned)
     model.set_weights([(1 - share) * p + share * f for p, f in zip(pretrained.get_weights(), finetuned.get_weights())])
     return model
 
@@ -122,42 +123,69 @@ def accuracy(probabilities: np.ndarray, labels: np.ndarray, classes: tuple[str, 
     return float((predicted == labels[keep]).mean()) if keep.any() else float("nan")
 
 
-def mixing_scan(pretrained: Path, folds: list[tuple[Path, np.ndarray]], x: np.ndarray, y: np.ndarray,
-                extra: FineTuneData, progress=iter) -> tuple[pd.DataFrame, dict[float, np.ndarray]]:
-    """Every share of ``MIXING_GRID`` with every fold's fine-tuned weights (``folds``: the fold's
-    run folder and its CK+ test rows). Returns one row per share (out-of-fold CK+ accuracy on 8
-    classes and on the 7 emotions, FER2013 held-out accuracy averaged over the folds' networks)
-    and each share's out-of-fold CK+ probabilities, rows in ``folds`` order."""
-    from emorec.config import EMOTIONS
-
-    base = keras.models.load_model(pretrained, compile=False)
-    finetuned = keras.models.clone_model(base)
-    fer_classes = tuple(LABELS[i] for i in np.unique(extra.fer_heldout_y))  # argmax without contempt
-    ck_parts = {share: [] for share in MIXING_GRID}
-    fer_scores = {share: [] for share in MIXING_GRID}
-    for fold_dir, rows in progress(folds):
-        finetuned.load_weights(fold_dir / FINETUNED_WEIGHTS)
-        for share in MIXING_GRID:
-            predict = flip_averaged(mixed(base, finetuned, share))
-            ck_parts[share].append(predict(x[rows]))
-            if fer_classes and not (share == 0 and fer_scores[share]):  # share 0: the same network in every fold
-                fer_scores[share].append(accuracy(predict(extra.fer_heldout_x), extra.fer_heldout_y, fer_classes))
-    y_oof = np.concatenate([y[rows] for _, rows in folds])
-    probabilities = {share: np.concatenate(parts) for share, parts in ck_parts.items()}
-    table = pd.DataFrame([{"share": share,
-                           "ckplus_8": accuracy(probabilities[share], y_oof),
-                           "ckplus_7": accuracy(probabilities[share], y_oof, EMOTIONS),
-                           "fer2013_heldout": float(np.mean(fer_scores[share])) if fer_scores[share] else np.nan}
-                          for share in MIXING_GRID])
-    table["score"] = table[["ckplus_8", "ckplus_7", "fer2013_heldout"]].mean(axis=1)  # NaN columns skipped
-    return table.round(4), probabilities
+def mixing_score(table: pd.DataFrame) -> pd.Series:
+    """What a share is chosen by: posed faces (mean of CK+ 8-class and 7-emotion accuracy) and
+    faces from the wild (FER2013 held-out accuracy) count alike; CK+ alone without FER2013."""
+    posed = table[["ckplus_8", "ckplus_7"]].mean(axis=1)
+    return posed if table["fer2013_heldout"].isna().all() else (posed + table["fer2013_heldout"]) / 2
 
 
 def choose_share(table: pd.DataFrame) -> float:
-    """The share with the best mean of CK+ 8-class, CK+ 7-emotion and FER2013 held-out accuracy:
-    posed and in-the-wild faces count alike (ties: more fine-tuning)."""
-    best = table[table["score"] == table["score"].max()]
-    return float(best["share"].max())
+    """The share of ``table`` with the best ``mixing_score`` (ties: more fine-tuning)."""
+    score = mixing_score(table).round(6)
+    return float(table.loc[score == score.max(), "share"].max())
+
+
+@dataclass(frozen=True)
+class MixingScan:
+    """Every share of ``MIXING_GRID`` applied to every fold's network: the fold's CK+ test
+    probabilities and the network's accuracy on FER2013's held-out faces."""
+
+    probabilities: dict[float, list[np.ndarray]]  # share -> one (test images, classes) array per fold
+    labels: list[np.ndarray]  # per fold
+    fer_accuracy: np.ndarray  # (shares, folds); NaN without FER2013
+
+    def table(self, folds: list[int] | None = None) -> pd.DataFrame:
+        """Per share: CK+ accuracy pooled over ``folds`` (default all), 8 classes and 7 emotions,
+        FER2013 held-out accuracy averaged over their networks, and the mixing score."""
+        from emorec.config import EMOTIONS
+
+        folds = list(range(len(self.labels))) if folds is None else folds
+        y = np.concatenate([self.labels[k] for k in folds])
+        rows = []
+        for i, share in enumerate(MIXING_GRID):
+            p = np.concatenate([self.probabilities[share][k] for k in folds])
+            rows.append({"share": share, "ckplus_8": accuracy(p, y), "ckplus_7": accuracy(p, y, EMOTIONS),
+                         "fer2013_heldout": float(self.fer_accuracy[i, folds].mean())})
+        table = pd.DataFrame(rows)
+        return table.assign(score=mixing_score(table)).round(4)
+
+    def nested(self) -> tuple[list[float], np.ndarray]:
+        """Each fold's share chosen on the other folds only, and the out-of-fold probabilities
+        under those shares: the cross-validated accuracy does not profit from the choice."""
+        folds = range(len(self.labels))
+        shares = [choose_share(self.table([j for j in folds if j != k])) for k in folds]
+        return shares, np.concatenate([self.probabilities[share][k] for k, share in zip(folds, shares)])
+
+
+def mixing_scan(pretrained: Path, folds: list[tuple[Path, np.ndarray]], x: np.ndarray, y: np.ndarray,
+                extra: FineTuneData, progress=iter) -> MixingScan:
+    """Mix every fold's fine-tuned weights (``folds``: the fold's run folder and its CK+ test
+    rows) with the pretrained ones at every share of ``MIXING_GRID``, and measure."""
+    base = keras.models.load_model(pretrained, compile=False)
+    finetuned, model = keras.models.clone_model(base), keras.models.clone_model(base)
+    fer_classes = tuple(LABELS[i] for i in np.unique(extra.fer_heldout_y))  # argmax without contempt
+    probabilities = {share: [] for share in MIXING_GRID}
+    fer_accuracy = np.full((len(MIXING_GRID), len(folds)), np.nan)
+    for k, (fold_dir, rows) in enumerate(progress(folds)):
+        finetuned.load_weights(fold_dir / FINETUNED_WEIGHTS)
+        for i, share in enumerate(MIXING_GRID):
+            predict = flip_averaged(mixed(base, finetuned, share, into=model))
+            probabilities[share].append(predict(x[rows]))
+            if fer_classes and (share > 0 or k == 0):  # share 0 is the pretrained network in every fold
+                fer_accuracy[i, k] = accuracy(predict(extra.fer_heldout_x), extra.fer_heldout_y, fer_classes)
+    fer_accuracy[0, :] = fer_accuracy[0, 0]
+    return MixingScan(probabilities, [y[rows] for _, rows in folds], fer_accuracy)
 
 
 def ckplus_inputs(ckplus_dir: Path) -> tuple[pd.DataFrame, np.ndarray]:
@@ -188,20 +216,36 @@ def pretrained_epochs(models_dir: Path) -> int | None:
     return len(history) if history else None
 
 
-def finetune_runs(models_dir: Path, epochs: int) -> Path:
-    """Where stage 2 trains: one folder per pretrained network and epoch count, so folds cached
-    by another recipe are never mixed into a cross-validation."""
+def finetune_runs(models_dir: Path, epochs: int, extra: FineTuneData) -> Path:
+    """Where stage 2 trains: one folder per pretrained network, epoch count and extra data, so
+    folds cached by another recipe are never mixed into a cross-validation."""
     from emorec.config import CACHE_DIR
 
-    digest = hashlib.sha256(pretrained_path(models_dir).read_bytes()).hexdigest()[:12]
-    return CACHE_DIR / "runs" / "emorec" / f"finetune-{digest}-{epochs}ep"
+    digest = hashlib.sha256(pretrained_path(models_dir).read_bytes())
+    for part in (extra.ck48_x, extra.ck48_y, extra.fer_x, extra.fer_y):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    return CACHE_DIR / "runs" / "emorec" / f"finetune-{digest.hexdigest()[:12]}-{epochs}ep"
+
+
+def forget_folds_without_weights(run_dir: Path) -> None:
+    """A fold whose test predictions were kept but whose fine-tuned weights were not (an older
+    recipe, a cleaned folder) is trained again: the mixing scan needs its weights."""
+    for done in run_dir.glob("subject-kfold-fold*/test_probabilities.npz"):
+        if not (done.parent / FINETUNED_WEIGHTS).exists():
+            done.unlink()
+
+
+MIXING_CRITERION = ("best mean of posed faces (CK+ 8-class and 7-emotion out-of-fold accuracy) and faces from the "
+                    "wild (FER2013 held-out accuracy)")
 
 
 def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | None, command: str,
                           models_dir: Path, epochs: int = 10, n_splits: int = 10, progress=iter,
                           scan_progress=iter) -> dict:
-    """Subject-grouped cross-validation of stage 2, then the mixing scan on the folds' networks;
-    the chosen share's out-of-fold predictions are the result, calibrated by a fitted temperature."""
+    """Subject-grouped cross-validation of stage 2, then the mixing scan on the folds' networks.
+    Each fold is scored at the share the other folds chose (nested, so the number is honest);
+    the share for the shipped model is chosen on all folds; a temperature fitted on the
+    out-of-fold predictions calibrates them."""
     from emorec import registry
     from emorec.evaluate import (apply_temperature, cross_validate, expected_calibration_error, fit_temperature, folds,
                                  summarize)
@@ -209,31 +253,44 @@ def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir
     manifest, x = ckplus_inputs(ckplus_dir)
     extra = load_finetune_data(ck48_dir, fer_train_dir)
     trainer = emorec_trainer(pretrained_path(models_dir), extra, epochs)
-    run_dir = finetune_runs(models_dir, epochs)
+    run_dir = finetune_runs(models_dir, epochs, extra)
+    forget_folds_without_weights(run_dir)
     predictions = cross_validate(x, manifest, trainer, "subject-kfold", run_dir, n_splits, progress)
     fold_runs = [(run_dir / f"subject-kfold-fold{fold:02d}", test)
                  for fold, (_, test) in enumerate(folds(manifest, "subject-kfold", n_splits))]
-    scan, mixed_probabilities = mixing_scan(pretrained_path(models_dir), fold_runs, x, label_indices(manifest["label"]),
-                                            extra, scan_progress)
-    share = choose_share(scan)
-    predictions[list(LABELS)] = mixed_probabilities[share]
+    scan = mixing_scan(pretrained_path(models_dir), fold_runs, x, label_indices(manifest["label"]), extra, scan_progress)
+    table, share = scan.table(), choose_share(scan.table())
+    fold_shares, predictions[list(LABELS)] = scan.nested()  # rows of both in fold order
     out = models_dir / "emorec"
     atomic_write_text(out / "cv-subject-kfold.csv", predictions.round(5).to_csv(index=False))
     probabilities, labels = predictions[list(LABELS)].to_numpy(), label_indices(predictions["label"])
     temperature = fit_temperature(probabilities, labels)
+    mixing = {"share": share, "fold_shares": fold_shares, "criterion": MIXING_CRITERION,
+              "fer2013_heldout_faces": int(len(extra.fer_heldout_y)), "runs": run_dir.name,
+              "scan": table.astype(object).where(table.notna(), None).to_dict("records")}
     summary = {**summarize(predictions, "subject-kfold"), "data": str(ckplus_dir), "command": command,
                "extra_training_data": {"ck48": str(ck48_dir) if ck48_dir else None,
                                        "fer2013_slice": int(len(extra.fer_y))},
-               "weight_mixing": {"share": share, "fer2013_heldout_faces": int(len(extra.fer_heldout_y)),
-                                 "criterion": "best mean of CK+ 8-class and 7-emotion (out-of-fold) and FER2013 "
-                                              "held-out accuracy", "scan": scan.astype(object).where(scan.notna(), None).to_dict("records")}}
+               "weight_mixing": mixing}
     calibration = {"temperature": temperature, "fitted_on": "out-of-fold CK+ predictions (subject-kfold)",
                    "ece_before": expected_calibration_error(probabilities, labels),
                    "ece_after": expected_calibration_error(apply_temperature(probabilities, temperature), labels)}
     registry.update_card("emorec", {"evaluation": {"subject-kfold": summary}, "calibration": calibration,
-                                    "temperature": temperature, "finetune_epochs": epochs, "weight_mixing": share},
-                         models_dir)
+                                    "temperature": temperature, "finetune_epochs": epochs}, models_dir)
     return summary
+
+
+def chosen_share(run_dir: Path, models_dir: Path) -> tuple[float, str]:
+    """The share the cross-validation of this very recipe (``run_dir``) chose, else the default."""
+    from emorec import registry
+
+    try:
+        mixing = registry.read_card("emorec", models_dir).get("evaluation", {}).get("subject-kfold", {}).get("weight_mixing")
+    except registry.ModelUnavailable:
+        mixing = None
+    if mixing and mixing.get("runs") == run_dir.name:
+        return float(mixing["share"]), "chosen by the subject-grouped cross-validation"
+    return DEFAULT_MIXING, "WiSE-FT's default: no cross-validation of this recipe has chosen one"
 
 
 def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | None, command: str,
@@ -248,17 +305,14 @@ def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | N
     manifest, x = ckplus_inputs(ckplus_dir)
     extra = load_finetune_data(ck48_dir, fer_train_dir)
     y = label_indices(manifest["label"])
-    run_dir = finetune_runs(models_dir, epochs) / "final"
+    runs = finetune_runs(models_dir, epochs, extra)
     finetuned = finetune(pretrained_path(models_dir), x, y, manifest["subject"].to_numpy().astype(str), extra,
-                         run_dir, epochs)
-    try:
-        share = float(registry.read_card("emorec", models_dir).get("weight_mixing", DEFAULT_MIXING))
-    except registry.ModelUnavailable:
-        share = DEFAULT_MIXING
+                         runs / "final", epochs)
+    share, source = chosen_share(runs, models_dir)
     model = mixed(keras.models.load_model(pretrained_path(models_dir), compile=False), finetuned, share)
     out = models_dir / "emorec"
     save_model(model, out / registry.MODEL_FILE)
-    atomic_write_text(out / "history.json", (run_dir / "history.json").read_text())
+    atomic_write_text(out / "history.json", (runs / "final" / "history.json").read_text())
     variant = VARIANTS["emorec"]
     return registry.update_card("emorec", {
         "description": variant.description,
@@ -275,8 +329,9 @@ def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | N
                  "extra": {"ck48_frames": int(len(extra.ck48_y)), "fer2013_slice": int(len(extra.fer_y)),
                            "pretrained_on": "FER2013 train (28,709 faces)"}},
         "training": {"finetune_epochs": epochs, "optimizer": "adamw", "augmentation": [type(l).__name__ for l in augmentation().layers],
-                     "weight_mixing": f"{share:g} x fine-tuned + {1 - share:g} x pretrained weights (WiSE-FT)",
+                     "weight_mixing": f"{share:g} x fine-tuned + {1 - share:g} x pretrained weights (WiSE-FT), {source}",
                      "pretraining": f"{pretrained_epochs(models_dir)} epochs on FER2013 train (models/emorec/pretrain)"},
+        "weight_mixing": share,
         "latency_ms_per_face": measure_latency_ms(model, INPUT_SHAPE),
         "commands": {"train": command},
     }, models_dir)

@@ -153,8 +153,11 @@ def card_markdown(card: dict) -> str:
             lines.append(f"- expected calibration error: {result['ece']}")
         mixing = result.get("weight_mixing")
         if mixing:
-            lines += ["", f"Weight mixing: {mixing['share']:g} x fine-tuned + {1 - mixing['share']:g} x pretrained "
-                          f"weights, chosen by the {mixing['criterion']}:", "",
+            lines += ["", f"Weight mixing: the shipped model is {mixing['share']:g} x fine-tuned + "
+                          f"{1 - mixing['share']:g} x pretrained weights, the {mixing['criterion']} over all folds. "
+                          "The accuracy above scores each fold at the share the other folds chose "
+                          f"({', '.join(f'{s:g}' for s in mixing.get('fold_shares', []))}). "
+                          "The scan, CK+ pooled over the folds:", "",
                       "| fine-tuned share | CK+ 8 classes | CK+ 7 emotions | FER2013 held-out |", "|---|---|---|---|"]
             lines += [f"| {row['share']:g} | {_percent(row['ckplus_8'])} | {_percent(row['ckplus_7'])} | "
                       f"{_percent(row['fer2013_heldout'])} |" for row in mixing["scan"]]

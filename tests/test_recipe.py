@@ -11,6 +11,7 @@ import emorec.config
 from emorec import evaluate, recipe, registry
 from emorec.config import LABELS
 from emorec.predict import EmotionRecognizer
+from emorec.train import label_indices
 from emorec.train import pretrain_fer
 from tests.conftest import write_image
 
@@ -41,10 +42,21 @@ def test_weight_mixing_spans_pretrained_to_finetuned():
 def test_mixing_share_counts_posed_and_wild_faces_alike():
     scan = pd.DataFrame({"share": recipe.MIXING_GRID, "ckplus_8": [.80, .90, .92, .93, .93],
                          "ckplus_7": [.60, .85, .90, .92, .92], "fer2013_heldout": [.66, .66, .65, .60, .57]})
-    scan["score"] = scan[["ckplus_8", "ckplus_7", "fer2013_heldout"]].mean(axis=1)
-    assert recipe.choose_share(scan) == 0.5
-    scan["score"] = 1.0
-    assert recipe.choose_share(scan) == 1.0  # ties: more fine-tuning
+    assert recipe.choose_share(scan) == 0.5  # (posed + wild) / 2: .68, .7675, .78, .7625, .7475
+    assert recipe.choose_share(scan.assign(fer2013_heldout=np.nan)) == 1.0  # CK+ only: ties go to more fine-tuning
+    assert recipe.choose_share(scan.assign(ckplus_8=.9, ckplus_7=.9, fer2013_heldout=.6)) == 1.0
+
+
+def test_nested_mixing_scores_each_fold_at_the_share_the_other_folds_chose():
+    happy, anger = np.eye(8)[5], np.eye(8)[1]
+    right = {0: {1.0}, 1: {0.25}, 2: {0.25}}  # which shares get each fold's two faces right
+    probabilities = {share: [np.stack([happy if share in right[k] else anger] * 2) for k in range(3)]
+                     for share in recipe.MIXING_GRID}
+    scan = recipe.MixingScan(probabilities, [np.array([5, 5])] * 3, np.full((5, 3), np.nan))
+    assert recipe.choose_share(scan.table()) == 0.25  # on all folds: right on two of three
+    shares, nested = scan.nested()
+    assert shares == [0.25, 1.0, 1.0]  # fold 0 by folds 1-2; folds 1 and 2: a tie, more fine-tuning
+    assert recipe.accuracy(nested, np.array([5] * 6)) == 0.0  # the choice does not flatter the score
 
 
 def test_accuracy_ignores_classes_outside_the_protocol():
@@ -54,6 +66,15 @@ def test_accuracy_ignores_classes_outside_the_protocol():
     assert recipe.accuracy(probabilities, labels) == 0.5
     # FER2013 classes (no contempt): the contempt face is not counted, the contempt column not chosen
     assert recipe.accuracy(probabilities, labels, tuple(c for c in LABELS if c != "contempt")) == 1.0
+
+
+def test_finetuning_never_sees_the_fer2013_faces_held_out_for_the_mixing_choice(tmp_path):
+    for label in ("happy", "angry", "neutral"):
+        for i in range(10):
+            write_image(tmp_path / label / f"{label}_{i}.jpg", size=(48, 48))
+    extra = recipe.load_finetune_data(None, tmp_path)
+    assert len(extra.fer_y) == 27 and len(extra.fer_heldout_y) == 3
+    assert not {face.tobytes() for face in extra.fer_x} & {face.tobytes() for face in extra.fer_heldout_x}
 
 
 def test_recipe_end_to_end(tmp_path, class_folder_dataset, monkeypatch):
@@ -74,11 +95,23 @@ def test_recipe_end_to_end(tmp_path, class_folder_dataset, monkeypatch):
     assert summary["classes_8"]["folds"] == 2 and summary["extra_training_data"]["fer2013_slice"] == 27
     mixing = summary["weight_mixing"]
     assert mixing["share"] in recipe.MIXING_GRID and mixing["fer2013_heldout_faces"] == 3  # the 10 % stage 1 held out
-    assert [row["share"] for row in mixing["scan"]] == list(recipe.MIXING_GRID)
-    assert list((tmp_path / "cache" / "runs" / "emorec").glob(f"finetune-*-1ep/subject-kfold-fold01/{recipe.FINETUNED_WEIGHTS}"))
+    assert [row["share"] for row in mixing["scan"]] == list(recipe.MIXING_GRID) and len(mixing["fold_shares"]) == 2
+
+    # The scan mixes the very networks the folds trained: at share 1 it repeats their test predictions.
+    extra = recipe.load_finetune_data(ck48, fer / "train")
+    run_dir = recipe.finetune_runs(models, 1, extra)
+    assert run_dir.name == mixing["runs"]
+    manifest, x = recipe.ckplus_inputs(class_folder_dataset)
+    fold_runs = [(run_dir / f"subject-kfold-fold{k:02d}", test)
+                 for k, (_, test) in enumerate(evaluate.folds(manifest, "subject-kfold", 2))]
+    scan = recipe.mixing_scan(recipe.pretrained_path(models), fold_runs, x, label_indices(manifest["label"]), extra)
+    for k, (fold_dir, _) in enumerate(fold_runs):
+        kept = np.load(fold_dir / "test_probabilities.npz")["probabilities"]
+        assert np.allclose(scan.probabilities[1.0][k], kept, atol=1e-5)
+
     card = recipe.ship_emorec(class_folder_dataset, ck48, fer / "train", "cmd", models, epochs=1)
     assert card["tta_flip"] and card["calibration"]["temperature"] > 0 and card["data"]["extra"]["ck48_frames"] == 6
-    assert card["weight_mixing"] == mixing["share"] and "WiSE-FT" in card["training"]["weight_mixing"]
+    assert card["weight_mixing"] == mixing["share"] and "chosen by the subject-grouped" in card["training"]["weight_mixing"]
     assert "| 0.25 |" in (models / "emorec" / "card.md").read_text()  # the scan, readable
     holdout = recipe.evaluate_holdout("emorec", fer / "validation", "cmd", models)
     assert holdout["images"] == 30 and holdout["classes"] == ["neutral", "anger", "happiness"]
