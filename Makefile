@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 EMOREC_DATA ?= $(if $(wildcard ../shared/data/ckplus),../shared/data/ckplus,data)
 export EMOREC_DATA
 
-.PHONY: run test install install-dev bench clean study-models scan screenshots
+.PHONY: run test install install-dev bench clean study-models emorec-model scan screenshots
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,17 @@ study-models: install
 	  $(PY) -m emorec evaluate --variant $$v --data $(CKPLUS) --protocol image-kfold && \
 	  $(PY) -m emorec train --variant $$v --data $(CKPLUS) || exit 1; \
 	done
+
+# emorec's own model from the shipped pretrained network (models/emorec/pretrain; stage 1 is
+# `python -m emorec pretrain --data $(FER)/train`): subject-grouped cross-validation of the CK+
+# fine-tuning with the weight-mixing scan, the shipped model, then FER2013 PublicTest.
+FER ?= ../shared/data/fer2013
+CK48 ?= ../shared/data/ck48
+STAGE2 := --data $(CKPLUS) --ck48 $(CK48) --fer $(FER)/train
+emorec-model: install
+	$(PY) -m emorec evaluate --variant emorec $(STAGE2)
+	$(PY) -m emorec train --variant emorec $(STAGE2)
+	$(PY) -m emorec evaluate --variant emorec --protocol fer2013-publictest --data $(FER)/validation
 
 # emorec's shipped Talos scan: 200 configurations of the study's space on MTCNN crops, in 8 shards
 # (~12 min each on 2 cores; a finished shard is not run again on the same machine), merged.
