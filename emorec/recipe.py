@@ -109,7 +109,9 @@ def emorec_trainer(pretrained: Path, extra: FineTuneData, epochs: int = 10):
 
     def train_fold(x: np.ndarray, y: np.ndarray, groups: np.ndarray, run_dir: Path):
         model = finetune(pretrained, x, y, groups, extra, run_dir, epochs)
-        model.save_weights(run_dir / FINETUNED_WEIGHTS)
+        network = keras.models.load_model(pretrained, compile=False)  # a compiled model's file also holds AdamW's state
+        network.set_weights(model.get_weights())
+        network.save_weights(run_dir / FINETUNED_WEIGHTS)
         return flip_averaged(model)
 
     return train_fold

@@ -3,6 +3,7 @@ ship, and test on a held-out set of pre-cropped faces."""
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -108,6 +109,8 @@ def test_recipe_end_to_end(tmp_path, class_folder_dataset, monkeypatch):
     for k, (fold_dir, _) in enumerate(fold_runs):
         kept = np.load(fold_dir / "test_probabilities.npz")["probabilities"]
         assert np.allclose(scan.probabilities[1.0][k], kept, atol=1e-5)
+        with h5py.File(fold_dir / recipe.FINETUNED_WEIGHTS) as weights:
+            assert "optimizer" not in weights  # the network only, not AdamW's moments
 
     card = recipe.ship_emorec(class_folder_dataset, ck48, fer / "train", "cmd", models, epochs=1)
     assert card["tta_flip"] and card["calibration"]["temperature"] > 0 and card["data"]["extra"]["ck48_frames"] == 6
