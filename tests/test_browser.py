@@ -85,9 +85,10 @@ def test_classify_upload_shows_every_model(app_url, page, tmp_path):
 def test_tuning_filter_updates_the_chart(app_url, page):
     page.goto(f"{app_url}/tuning")
     page.get_by_text("Top configurations").first.wait_for(timeout=60_000)
+    wait_rendered(page)  # a click while the script still runs can miss (seen on a busy machine)
     caption = page.get_by_text("configurations after filtering").first
     before = caption.inner_text()
-    page.locator("[data-testid='stExpander'] summary").filter(has_text="Filters").first.click()
+    page.locator("[data-testid='stExpander'] summary").filter(has_text="Filters").first.click(timeout=60_000)
     optimizer = page.locator("[data-testid='stMultiSelect']").filter(has_text="optimizer").first
     optimizer.wait_for(timeout=60_000)
     optimizer.locator("input").click()
