@@ -8,8 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from emorec.config import (CACHE_DIR, DEFAULT_MODEL, IMAGE_SUFFIXES, MODELS_DIR, SHIPPED_SCAN, VARIANT_NAMES,
-                           FaceDefaults, default_data_dir)
+from emorec.config import (CACHE_DIR, DEFAULT_MODEL, FER_SLICE, FINETUNE_EPOCHS, IMAGE_SUFFIXES, MODELS_DIR,
+                           SHIPPED_SCAN, VARIANT_NAMES, FaceDefaults, default_data_dir)
 from emorec.evaluate import PROTOCOLS
 from emorec.tune import DEFAULT_SPACE
 
@@ -88,8 +88,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.protocol != "subject-kfold":
             raise SystemExit("error: emorec is cross-validated by subject only")
         summary = recipe.cross_validate_emorec(args.data, args.ck48, args.fer, command_line(), MODELS_DIR,
-                                               args.epochs or 10, args.folds or 10, progress,
-                                               progress_bar("weight-mixing scan", "fold"))
+                                               args.epochs or FINETUNE_EPOCHS, args.folds or 10, progress,
+                                               progress_bar("weight-mixing scan", "fold"), args.fer_faces)
     else:
         summary = evaluate_variant(args.variant, args.data, args.protocol, command_line(), args.folds, progress=progress)
     if "weight_mixing" in summary:
@@ -108,7 +108,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from emorec.train import train_final
 
     if args.variant == "emorec":
-        card = ship_emorec(args.data, args.ck48, args.fer, command_line(), MODELS_DIR, args.epochs or 10)
+        card = ship_emorec(args.data, args.ck48, args.fer, command_line(), MODELS_DIR,
+                           args.epochs or FINETUNE_EPOCHS, args.fer_faces)
     else:
         card = train_final(args.variant, args.data, command_line(), args.epochs,
                            progress=progress_bar("detecting faces", "img"))
@@ -296,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     extra = argparse.ArgumentParser(add_help=False)
     extra.add_argument("--ck48", type=Path, default=None, help="emorec: CK+48 frames as extra training faces")
     extra.add_argument("--fer", type=Path, default=None, help="emorec: FER2013 train, a slice mixed into fine-tuning")
+    extra.add_argument("--fer-faces", type=positive_int, default=FER_SLICE,
+                       help="emorec: size of that FER2013 slice (default: %(default)s)")
     evaluate = commands.add_parser("evaluate", parents=[extra], help="evaluate a model variant and record it in its card")
     evaluate.add_argument("--variant", required=True, choices=variants)
     evaluate.add_argument("--data", required=True, type=Path, help="dataset folder (CK+; FER2013 validation for fer2013-publictest)")
@@ -304,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "(the shipped model on FER2013's PublicTest faces); default: %(default)s")
     evaluate.add_argument("--folds", type=at_least_two, default=None,
                           help="number of folds (default: 10 by subject, 4 by image: the study's 75/25 split)")
-    evaluate.add_argument("--epochs", type=int, default=None, help="emorec: fine-tuning epochs per fold (default 10)")
+    evaluate.add_argument("--epochs", type=int, default=None, help=f"emorec: fine-tuning epochs per fold (default {FINETUNE_EPOCHS})")
     evaluate.set_defaults(run=cmd_evaluate)
 
     train = commands.add_parser("train", parents=[extra], help="train a model variant on a whole dataset and ship it in models/")
@@ -312,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", required=True, type=Path, help="dataset folder (CK+)")
     train.add_argument("--epochs", type=int, default=None,
                        help="default: the median best epoch of its cross-validation, else the variant's default "
-                            "(emorec: 10 fine-tuning epochs)")
+                            f"(emorec: {FINETUNE_EPOCHS} fine-tuning epochs)")
     train.set_defaults(run=cmd_train)
 
     tune = commands.add_parser("tune", help="a Talos scan of the study's network family, validated by subject")

@@ -53,6 +53,11 @@ def default_data_dir() -> Path:
 
 SEED = 1337
 
+# emorec's stage 2 (emorec.recipe): fine-tuning epochs, and how many FER2013 train faces are mixed
+# into the CK+ faces so the network keeps faces from the wild (a higher CK+ share was tried: README).
+FINETUNE_EPOCHS = 10
+FER_SLICE = 2000
+
 
 class FaceDefaults:
     """Face detection and cropping settings shared by training, evaluation, prediction and the app."""

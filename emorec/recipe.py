@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from emorec.config import LABELS, SEED
+from emorec.config import FER_SLICE, FINETUNE_EPOCHS, LABELS, SEED
 from emorec.crops import cached_model_inputs
 from emorec.data import load_dataset
 from emorec.files import atomic_write_text
@@ -51,7 +51,7 @@ class FineTuneData:
     fer_heldout_y: np.ndarray
 
 
-def load_finetune_data(ck48_dir: Path | None, fer_train_dir: Path | None, fer_images: int = 2000) -> FineTuneData:
+def load_finetune_data(ck48_dir: Path | None, fer_train_dir: Path | None, fer_faces: int = FER_SLICE) -> FineTuneData:
     empty = np.zeros((0, *INPUT_SHAPE), np.uint8), np.zeros(0, np.int32)
     ck48_x, ck48_y, subjects = *empty, np.zeros(0, str)
     if ck48_dir is not None:
@@ -63,7 +63,7 @@ def load_finetune_data(ck48_dir: Path | None, fer_train_dir: Path | None, fer_im
         fer = load_dataset(fer_train_dir)
         x, y = cached_model_inputs(fer, INPUT_SHAPE, face_crop=False), label_indices(fer["label"])
         fit_rows, held_out = fer_holdout_split(y)
-        fer_rows = np.random.default_rng(SEED).permutation(fit_rows)[:fer_images]
+        fer_rows = np.random.default_rng(SEED).permutation(fit_rows)[:fer_faces]
         fer_x, fer_y, heldout_x, heldout_y = x[fer_rows], y[fer_rows], x[held_out], y[held_out]
     return FineTuneData(ck48_x, ck48_y, subjects, fer_x, fer_y, heldout_x, heldout_y)
 
@@ -89,7 +89,7 @@ def mixed(pretrained: keras.Model, finetuned: keras.Model, share: float, into: k
 
 
 def finetune(pretrained: Path, x: np.ndarray, y: np.ndarray, subjects: np.ndarray, extra: FineTuneData,
-             run_dir: Path, epochs: int = 10, batch_size: int = 64, learning_rate: float = 5e-4) -> keras.Model:
+             run_dir: Path, epochs: int = FINETUNE_EPOCHS, batch_size: int = 64, learning_rate: float = 5e-4) -> keras.Model:
     """Stage 2 on one training set (``subjects`` = its CK+ subjects, which select the CK+48 rows)."""
     set_seed()
     keep = np.isin(extra.ck48_subjects, subjects)
@@ -103,7 +103,7 @@ def finetune(pretrained: Path, x: np.ndarray, y: np.ndarray, subjects: np.ndarra
     return model
 
 
-def emorec_trainer(pretrained: Path, extra: FineTuneData, epochs: int = 10):
+def emorec_trainer(pretrained: Path, extra: FineTuneData, epochs: int = FINETUNE_EPOCHS):
     """An ``evaluate.Trainer``: fine-tune on the fold, keep the weights (for the mixing scan),
     predict with flip averaging."""
 
@@ -242,8 +242,8 @@ MIXING_CRITERION = ("best mean of posed faces (CK+ 8-class and 7-emotion out-of-
 
 
 def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | None, command: str,
-                          models_dir: Path, epochs: int = 10, n_splits: int = 10, progress=iter,
-                          scan_progress=iter) -> dict:
+                          models_dir: Path, epochs: int = FINETUNE_EPOCHS, n_splits: int = 10, progress=iter,
+                          scan_progress=iter, fer_faces: int = FER_SLICE) -> dict:
     """Subject-grouped cross-validation of stage 2, then the mixing scan on the folds' networks.
     Each fold is scored at the share the other folds chose (nested, so the number is honest);
     the share for the shipped model is chosen on all folds; a temperature fitted on the
@@ -253,7 +253,7 @@ def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir
                                  summarize)
 
     manifest, x = ckplus_inputs(ckplus_dir)
-    extra = load_finetune_data(ck48_dir, fer_train_dir)
+    extra = load_finetune_data(ck48_dir, fer_train_dir, fer_faces)
     trainer = emorec_trainer(pretrained_path(models_dir), extra, epochs)
     run_dir = finetune_runs(models_dir, epochs, extra)
     forget_folds_without_weights(run_dir)
@@ -296,7 +296,7 @@ def chosen_share(run_dir: Path, models_dir: Path) -> tuple[float, str]:
 
 
 def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | None, command: str,
-                models_dir: Path, epochs: int = 10) -> dict:
+                models_dir: Path, epochs: int = FINETUNE_EPOCHS, fer_faces: int = FER_SLICE) -> dict:
     """Stage 2 on all of CK+, mixed with the pretrained weights at the share the cross-validation
     chose, saved as ``models/emorec/model.keras`` with its card."""
     from emorec import registry
@@ -305,7 +305,7 @@ def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | N
     from emorec.train import measure_latency_ms, save_model
 
     manifest, x = ckplus_inputs(ckplus_dir)
-    extra = load_finetune_data(ck48_dir, fer_train_dir)
+    extra = load_finetune_data(ck48_dir, fer_train_dir, fer_faces)
     y = label_indices(manifest["label"])
     runs = finetune_runs(models_dir, epochs, extra)
     finetuned = finetune(pretrained_path(models_dir), x, y, manifest["subject"].to_numpy().astype(str), extra,

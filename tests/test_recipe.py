@@ -76,6 +76,8 @@ def test_finetuning_never_sees_the_fer2013_faces_held_out_for_the_mixing_choice(
     extra = recipe.load_finetune_data(None, tmp_path)
     assert len(extra.fer_y) == 27 and len(extra.fer_heldout_y) == 3
     assert not {face.tobytes() for face in extra.fer_x} & {face.tobytes() for face in extra.fer_heldout_x}
+    smaller = recipe.load_finetune_data(None, tmp_path, fer_faces=5)  # `--fer-faces 5`: the first 5 of the same draw
+    assert np.array_equal(smaller.fer_x, extra.fer_x[:5]) and np.array_equal(smaller.fer_heldout_x, extra.fer_heldout_x)
 
 
 def test_recipe_end_to_end(tmp_path, class_folder_dataset, monkeypatch):
