@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from emorec.config import (CACHE_DIR, DEFAULT_MODEL, FER_SLICE, FINETUNE_EPOCHS, IMAGE_SUFFIXES, MODELS_DIR,
-                           SHIPPED_SCAN, VARIANT_NAMES, FaceDefaults, default_data_dir)
+                           PROBE_EPOCHS, SHIPPED_SCAN, VARIANT_NAMES, FaceDefaults, default_data_dir)
 from emorec.evaluate import PROTOCOLS
 from emorec.tune import DEFAULT_SPACE
 
@@ -89,7 +89,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise SystemExit("error: emorec is cross-validated by subject only")
         summary = recipe.cross_validate_emorec(args.data, args.ck48, args.fer, command_line(), MODELS_DIR,
                                                args.epochs or FINETUNE_EPOCHS, args.folds or 10, progress,
-                                               progress_bar("weight-mixing scan", "fold"), args.fer_faces)
+                                               progress_bar("weight-mixing scan", "fold"), args.fer_faces,
+                                               args.probe_epochs)
     else:
         summary = evaluate_variant(args.variant, args.data, args.protocol, command_line(), args.folds, progress=progress)
     if "weight_mixing" in summary:
@@ -109,7 +110,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.variant == "emorec":
         card = ship_emorec(args.data, args.ck48, args.fer, command_line(), MODELS_DIR,
-                           args.epochs or FINETUNE_EPOCHS, args.fer_faces)
+                           args.epochs or FINETUNE_EPOCHS, args.fer_faces, args.probe_epochs)
     else:
         card = train_final(args.variant, args.data, command_line(), args.epochs,
                            progress=progress_bar("detecting faces", "img"))
@@ -262,6 +263,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
 def at_least_two(text: str) -> int:
     value = int(text)
     if value < 2:
@@ -299,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     extra.add_argument("--fer", type=Path, default=None, help="emorec: FER2013 train, a slice mixed into fine-tuning")
     extra.add_argument("--fer-faces", type=positive_int, default=FER_SLICE,
                        help="emorec: size of that FER2013 slice (default: %(default)s)")
+    extra.add_argument("--probe-epochs", type=non_negative_int, default=PROBE_EPOCHS,
+                       help="emorec: epochs training the classifier alone before fine-tuning (LP-FT; default: %(default)s)")
     evaluate = commands.add_parser("evaluate", parents=[extra], help="evaluate a model variant and record it in its card")
     evaluate.add_argument("--variant", required=True, choices=variants)
     evaluate.add_argument("--data", required=True, type=Path, help="dataset folder (CK+; FER2013 validation for fer2013-publictest)")
@@ -307,13 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
                                "(the shipped model on FER2013's PublicTest faces); default: %(default)s")
     evaluate.add_argument("--folds", type=at_least_two, default=None,
                           help="number of folds (default: 10 by subject, 4 by image: the study's 75/25 split)")
-    evaluate.add_argument("--epochs", type=int, default=None, help=f"emorec: fine-tuning epochs per fold (default {FINETUNE_EPOCHS})")
+    evaluate.add_argument("--epochs", type=positive_int, default=None, help=f"emorec: fine-tuning epochs per fold (default {FINETUNE_EPOCHS})")
     evaluate.set_defaults(run=cmd_evaluate)
 
     train = commands.add_parser("train", parents=[extra], help="train a model variant on a whole dataset and ship it in models/")
     train.add_argument("--variant", required=True, choices=variants)
     train.add_argument("--data", required=True, type=Path, help="dataset folder (CK+)")
-    train.add_argument("--epochs", type=int, default=None,
+    train.add_argument("--epochs", type=positive_int, default=None,
                        help="default: the median best epoch of its cross-validation, else the variant's default "
                             f"(emorec: {FINETUNE_EPOCHS} fine-tuning epochs)")
     train.set_defaults(run=cmd_train)

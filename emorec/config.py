@@ -57,11 +57,14 @@ SEED = 1337
 # into the CK+ faces so the network keeps faces from the wild (a higher CK+ share was tried: README).
 FINETUNE_EPOCHS = 10
 FER_SLICE = 2000
+# Epochs of a linear probe before fine-tuning (LP-FT): 0 fine-tunes the pretrained head directly.
+PROBE_EPOCHS = 0
 
 
 class FaceDefaults:
     """Face detection and cropping settings shared by training, evaluation, prediction and the app."""
 
-    min_face = 0.2  # smallest face to find: 20 % of the image's shorter side (Classify offers smaller)
+    min_face = 0.2  # smallest face to find: 20 % of the image's shorter side
+    min_small_face = 0.05  # the same with "find small faces" (group photos; slower)
     min_score = 0.85  # MTCNN confidence below which a detection is dropped
     margin = 0.15  # context around the box, as a fraction of its height

@@ -180,21 +180,31 @@ def evaluate_variant(name: str, data_dir: Path, protocol: str, command: str, n_s
 def score_labelled(results: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """Per-model accuracy and confusion matrices for photos with expected labels.
 
-    ``results`` has one row per photo and model: ``model``, ``expected``, ``predicted``.
+    ``results`` has one row per photo and model: ``photo``, ``model``, ``expected``, ``predicted``
+    (None when no face was found; ``model`` None when the photo could not be read). ``accuracy``
+    counts such photos as wrong, so a model cannot look better by finding fewer faces;
+    ``accuracy_on_faces``, the macro-F1 and the matrices cover the photos where it found one.
     """
-    if not {"model", "expected", "predicted"} <= set(results.columns):
-        return pd.DataFrame(columns=["model", "photos", "accuracy", "macro_f1"]), {}
-    labelled = results.dropna(subset=["expected", "predicted"])
+    columns = ["model", "photos", "faces_found", "accuracy", "accuracy_on_faces", "macro_f1"]
+    if not {"photo", "model", "expected", "predicted"} <= set(results.columns):
+        return pd.DataFrame(columns=columns), {}
+    labelled = results.dropna(subset=["expected"])
+    photos = labelled["photo"].nunique()
     summary, matrices = [], {}
-    for model, rows in labelled.groupby("model", sort=False):
-        present = [label for label in LABELS if label in set(rows["expected"]) | set(rows["predicted"])]
-        summary.append({"model": model, "photos": len(rows),
-                        "accuracy": round(float(accuracy_score(rows["expected"], rows["predicted"])), 4),
-                        "macro_f1": round(float(f1_score(rows["expected"], rows["predicted"], labels=present,
-                                                         average="macro", zero_division=0)), 4)})
-        matrices[model] = pd.DataFrame(confusion_matrix(rows["expected"], rows["predicted"], labels=present),
-                                       index=pd.Index(present, name="expected"), columns=pd.Index(present, name="predicted"))
-    return pd.DataFrame(summary), matrices
+    for model, rows in labelled.dropna(subset=["model"]).groupby("model", sort=False):
+        found = rows.dropna(subset=["predicted"])
+        present = [label for label in LABELS if label in set(found["expected"]) | set(found["predicted"])]
+        matrix = (confusion_matrix(found["expected"], found["predicted"], labels=present) if len(found)
+                  else np.zeros((0, 0), int))
+        correct = int(np.trace(matrix))
+        summary.append({"model": model, "photos": photos, "faces_found": len(found),
+                        "accuracy": round(correct / photos, 4),
+                        "accuracy_on_faces": round(correct / len(found), 4) if len(found) else None,
+                        "macro_f1": round(float(f1_score(found["expected"], found["predicted"], labels=present,
+                                                         average="macro", zero_division=0)), 4) if len(found) else None})
+        matrices[model] = pd.DataFrame(matrix, index=pd.Index(present, name="expected"),
+                                       columns=pd.Index(present, name="predicted"))
+    return pd.DataFrame(summary, columns=columns), matrices
 
 
 def reliability(predictions: pd.DataFrame, bins: int = 10) -> pd.DataFrame:

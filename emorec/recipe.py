@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from emorec.config import FER_SLICE, FINETUNE_EPOCHS, LABELS, SEED
+from emorec.config import FER_SLICE, FINETUNE_EPOCHS, LABELS, PROBE_EPOCHS, SEED
 from emorec.crops import cached_model_inputs
 from emorec.data import load_dataset
 from emorec.files import atomic_write_text
@@ -88,27 +88,48 @@ def mixed(pretrained: keras.Model, finetuned: keras.Model, share: float, into: k
     return model
 
 
+def linear_probe(model: keras.Model, train, epochs: int, run_dir: Path, class_weight: dict,
+                 learning_rate: float = 1e-3) -> keras.Model:
+    """Train the last layer alone on frozen features (BatchNorm statistics included), then make
+    every layer trainable again: the first half of LP-FT (Kumar et al., ICLR 2022), so that
+    fine-tuning starts from a head that fits the new data (FER2013 never trained the contempt
+    output) and distorts the pretrained features less."""
+    for layer in model.layers[:-1]:
+        layer.trainable = False
+    steps = epochs * int(train.cardinality())
+    compile_model(model, "adamw", keras.optimizers.schedules.CosineDecay(learning_rate, steps))
+    fit(model, train, None, epochs, run_dir, class_weight, patience=None, verbose=0)
+    for layer in model.layers:
+        layer.trainable = True
+    return model
+
+
 def finetune(pretrained: Path, x: np.ndarray, y: np.ndarray, subjects: np.ndarray, extra: FineTuneData,
-             run_dir: Path, epochs: int = FINETUNE_EPOCHS, batch_size: int = 64, learning_rate: float = 5e-4) -> keras.Model:
-    """Stage 2 on one training set (``subjects`` = its CK+ subjects, which select the CK+48 rows)."""
+             run_dir: Path, epochs: int = FINETUNE_EPOCHS, probe_epochs: int = PROBE_EPOCHS, batch_size: int = 64,
+             learning_rate: float = 5e-4) -> keras.Model:
+    """Stage 2 on one training set (``subjects`` = its CK+ subjects, which select the CK+48 rows),
+    after ``probe_epochs`` of ``linear_probe``."""
     set_seed()
     keep = np.isin(extra.ck48_subjects, subjects)
     x_all = np.concatenate([x, extra.ck48_x[keep], extra.fer_x])
     y_all = np.concatenate([y, extra.ck48_y[keep], extra.fer_y])
     model = keras.models.load_model(pretrained, compile=False)
-    steps = epochs * int(np.ceil(len(x_all) / batch_size))
+    train, weights = make_dataset(x_all, y_all, batch_size, augmentation(), shuffle=True), class_weights(y_all, 0.5)
+    if probe_epochs:
+        linear_probe(model, train, probe_epochs, run_dir / "probe", weights)
+    steps = epochs * int(train.cardinality())
     compile_model(model, "adamw", keras.optimizers.schedules.CosineDecay(learning_rate, steps))
-    fit(model, make_dataset(x_all, y_all, batch_size, augmentation(), shuffle=True), None, epochs, run_dir,
-        class_weights(y_all, 0.5), patience=None, verbose=0)
+    fit(model, train, None, epochs, run_dir, weights, patience=None, verbose=0)
     return model
 
 
-def emorec_trainer(pretrained: Path, extra: FineTuneData, epochs: int = FINETUNE_EPOCHS):
+def emorec_trainer(pretrained: Path, extra: FineTuneData, epochs: int = FINETUNE_EPOCHS,
+                   probe_epochs: int = PROBE_EPOCHS):
     """An ``evaluate.Trainer``: fine-tune on the fold, keep the weights (for the mixing scan),
     predict with flip averaging."""
 
     def train_fold(x: np.ndarray, y: np.ndarray, groups: np.ndarray, run_dir: Path):
-        model = finetune(pretrained, x, y, groups, extra, run_dir, epochs)
+        model = finetune(pretrained, x, y, groups, extra, run_dir, epochs, probe_epochs)
         network = keras.models.load_model(pretrained, compile=False)  # a compiled model's file also holds AdamW's state
         network.set_weights(model.get_weights())
         network.save_weights(run_dir / FINETUNED_WEIGHTS)
@@ -218,7 +239,7 @@ def pretrained_epochs(models_dir: Path) -> int | None:
     return len(history) if history else None
 
 
-def finetune_runs(models_dir: Path, epochs: int, extra: FineTuneData) -> Path:
+def finetune_runs(models_dir: Path, epochs: int, extra: FineTuneData, probe_epochs: int = PROBE_EPOCHS) -> Path:
     """Where stage 2 trains: one folder per pretrained network, epoch count and extra data, so
     folds cached by another recipe are never mixed into a cross-validation."""
     from emorec.config import CACHE_DIR
@@ -226,7 +247,8 @@ def finetune_runs(models_dir: Path, epochs: int, extra: FineTuneData) -> Path:
     digest = hashlib.sha256(pretrained_path(models_dir).read_bytes())
     for part in (extra.ck48_x, extra.ck48_y, extra.fer_x, extra.fer_y):
         digest.update(np.ascontiguousarray(part).tobytes())
-    return CACHE_DIR / "runs" / "emorec" / f"finetune-{digest.hexdigest()[:12]}-{epochs}ep"
+    probe = f"-probe{probe_epochs}" if probe_epochs else ""
+    return CACHE_DIR / "runs" / "emorec" / f"finetune-{digest.hexdigest()[:12]}-{epochs}ep{probe}"
 
 
 def forget_folds_without_weights(run_dir: Path) -> None:
@@ -243,7 +265,7 @@ MIXING_CRITERION = ("best mean of posed faces (CK+ 8-class and 7-emotion out-of-
 
 def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | None, command: str,
                           models_dir: Path, epochs: int = FINETUNE_EPOCHS, n_splits: int = 10, progress=iter,
-                          scan_progress=iter, fer_faces: int = FER_SLICE) -> dict:
+                          scan_progress=iter, fer_faces: int = FER_SLICE, probe_epochs: int = PROBE_EPOCHS) -> dict:
     """Subject-grouped cross-validation of stage 2, then the mixing scan on the folds' networks.
     Each fold is scored at the share the other folds chose (nested, so the number is honest);
     the share for the shipped model is chosen on all folds; a temperature fitted on the
@@ -254,8 +276,8 @@ def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir
 
     manifest, x = ckplus_inputs(ckplus_dir)
     extra = load_finetune_data(ck48_dir, fer_train_dir, fer_faces)
-    trainer = emorec_trainer(pretrained_path(models_dir), extra, epochs)
-    run_dir = finetune_runs(models_dir, epochs, extra)
+    trainer = emorec_trainer(pretrained_path(models_dir), extra, epochs, probe_epochs)
+    run_dir = finetune_runs(models_dir, epochs, extra, probe_epochs)
     forget_folds_without_weights(run_dir)
     predictions = cross_validate(x, manifest, trainer, "subject-kfold", run_dir, n_splits, progress)
     fold_runs = [(run_dir / f"subject-kfold-fold{fold:02d}", test)
@@ -278,7 +300,8 @@ def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir
                    "ece_before": expected_calibration_error(probabilities, labels),
                    "ece_after": expected_calibration_error(apply_temperature(probabilities, temperature), labels)}
     registry.update_card("emorec", {"evaluation": {"subject-kfold": summary}, "calibration": calibration,
-                                    "temperature": temperature, "finetune_epochs": epochs}, models_dir)
+                                    "temperature": temperature, "finetune_epochs": epochs,
+                                    "probe_epochs": probe_epochs}, models_dir)
     return summary
 
 
@@ -296,7 +319,8 @@ def chosen_share(run_dir: Path, models_dir: Path) -> tuple[float, str]:
 
 
 def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | None, command: str,
-                models_dir: Path, epochs: int = FINETUNE_EPOCHS, fer_faces: int = FER_SLICE) -> dict:
+                models_dir: Path, epochs: int = FINETUNE_EPOCHS, fer_faces: int = FER_SLICE,
+                probe_epochs: int = PROBE_EPOCHS) -> dict:
     """Stage 2 on all of CK+, mixed with the pretrained weights at the share the cross-validation
     chose, saved as ``models/emorec/model.keras`` with its card."""
     from emorec import registry
@@ -307,9 +331,9 @@ def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | N
     manifest, x = ckplus_inputs(ckplus_dir)
     extra = load_finetune_data(ck48_dir, fer_train_dir, fer_faces)
     y = label_indices(manifest["label"])
-    runs = finetune_runs(models_dir, epochs, extra)
+    runs = finetune_runs(models_dir, epochs, extra, probe_epochs)
     finetuned = finetune(pretrained_path(models_dir), x, y, manifest["subject"].to_numpy().astype(str), extra,
-                         runs / "final", epochs)
+                         runs / "final", epochs, probe_epochs)
     share, source = chosen_share(runs, models_dir)
     model = mixed(keras.models.load_model(pretrained_path(models_dir), compile=False), finetuned, share)
     out = models_dir / "emorec"
@@ -330,7 +354,7 @@ def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | N
         "data": {**dataset_summary(manifest), "folder": str(ckplus_dir),
                  "extra": {"ck48_frames": int(len(extra.ck48_y)), "fer2013_slice": int(len(extra.fer_y)),
                            "pretrained_on": "FER2013 train (28,709 faces)"}},
-        "training": {"finetune_epochs": epochs, "optimizer": "adamw", "augmentation": [type(l).__name__ for l in augmentation().layers],
+        "training": {"finetune_epochs": epochs, "probe_epochs": probe_epochs, "optimizer": "adamw", "augmentation": [type(l).__name__ for l in augmentation().layers],
                      "weight_mixing": f"{share:g} x fine-tuned + {1 - share:g} x pretrained weights (WiSE-FT), {source}",
                      "pretraining": f"{pretrained_epochs(models_dir)} epochs on FER2013 train (models/emorec/pretrain)"},
         "weight_mixing": share,

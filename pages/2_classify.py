@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from emorec.config import IMAGE_SUFFIXES
+from emorec.config import IMAGE_SUFFIXES, FaceDefaults
 from emorec.data import DatasetError, expected_labels_csv, label_from_name
 from emorec.drawing import draw_faces
 from emorec.evaluate import score_labelled
@@ -20,12 +20,14 @@ from pages.common import classify, model_picker, page_setup
 
 page_setup()
 
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
+UPLOAD_TYPES = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)
 
 st.title("🙂 Classify photos")
 recognizers, default_model = model_picker()
-small_faces = st.toggle("Find small faces (group photos; slower)", help="Detect faces down to 5 % of the photo's shorter side instead of 20 %.")
-min_face = 0.05 if small_faces else None
+small_faces = st.toggle("Find small faces (group photos; slower)",
+                        help=f"Detect faces down to {FaceDefaults.min_small_face:.0%} of the photo's shorter side "
+                             f"instead of {FaceDefaults.min_face:.0%}.")
+min_face = FaceDefaults.min_small_face if small_faces else None
 
 
 def probability_table(result, face_index: int) -> pd.DataFrame:
@@ -33,6 +35,7 @@ def probability_table(result, face_index: int) -> pd.DataFrame:
 
 
 def show_face(image, result, index: int, key: str) -> None:
+    """One face: its crop, every model's probabilities, disagreements, and an explanation on demand."""
     chosen = recognizers[default_model]
     prediction = result.predictions[default_model][index]
     crop = chosen.crop(image, result.faces[index])
@@ -53,13 +56,16 @@ def show_face(image, result, index: int, key: str) -> None:
     unsure = [name for name, preds in result.predictions.items() if not preds[index].sure]
     if unsure:
         st.caption("Not sure (top probability below the model's threshold): " + ", ".join(unsure))
-    with st.expander(f"Why did {default_model} say {prediction.label}?"):
+    why = st.expander(f"Why did {default_model} say {prediction.label}?", key=f"why-{key}-{index}", on_change="rerun")
+    if why.open:  # the occlusion map costs a few hundred model calls: only when asked for
         heat = occlusion_map(chosen.classify, crop, chosen.classes.index(prediction.label))
-        st.image(overlay(crop, heat), caption="Red: regions whose hiding lowers this answer most (occlusion).", width=220)
+        why.image(overlay(crop, heat), caption="Red: regions whose hiding lowers this answer most (occlusion).", width=220)
 
 
-def show_photo(name: str, data: bytes) -> None:
-    key = hashlib.sha1(data).hexdigest()
+def show_photo(name: str, data: bytes, slot: int) -> None:
+    """One photo (``slot``: its place among the uploads, so the same file twice gets its own widgets)."""
+    digest = hashlib.sha1(data).hexdigest()
+    key = f"{slot}-{digest}"
     st.subheader(name)
     try:
         image = load_image(data, name)
@@ -67,7 +73,7 @@ def show_photo(name: str, data: bytes) -> None:
         st.error(str(error))
         return
     whole = st.session_state.get(f"whole-{key}", False)
-    result = classify(image, key, tuple(recognizers), whole, min_face)
+    result = classify(image, digest, tuple(recognizers), whole, min_face)
     if not result.faces:
         st.info(f"No face found in {name}." + ("" if small_faces else " Try 'Find small faces', or classify the whole image."))
         st.image(image, width=320)
@@ -95,7 +101,7 @@ with photos_tab:
     bar = st.progress(0.0, text="Classifying…") if len(photos) > 1 else None
     for done, (name, data) in enumerate(photos, start=1):
         try:
-            show_photo(name, data)
+            show_photo(name, data, done)
         except Exception as error:  # one photo must never take the page down
             st.error(f"{name} could not be processed: {type(error).__name__}: {error}")
         if bar:

@@ -11,7 +11,7 @@ import streamlit as st
 
 from emorec import data, evaluate, plots, registry
 from emorec.config import LABELS
-from pages.common import model_cards, model_history, model_predictions, page_setup, recognizers
+from pages.common import in_grid, model_cards, model_history, model_predictions, page_setup, recognizers
 
 page_setup()
 
@@ -79,7 +79,7 @@ evaluated = {name: card["evaluation"]["subject-kfold"] for name, card in cards.i
              if "subject-kfold" in card.get("evaluation", {})}
 if evaluated:
     st.subheader("Confusion matrices (subject-grouped cross-validation, 8 classes)")
-    for column, (name, result) in zip(st.columns(min(3, len(evaluated))), evaluated.items()):
+    for column, (name, result) in in_grid(evaluated):
         block = result["classes_8"]
         column.plotly_chart(plots.confusion_heatmap(block["confusion_matrix"], block["classes"], name),
                             width="stretch", key=f"cm-{name}")
@@ -152,7 +152,7 @@ results = st.session_state.get("own-results")
 if results is not None:
     summary, matrices = evaluate.score_labelled(results)
     st.dataframe(summary, hide_index=True)
-    for column, (name, matrix) in zip(st.columns(max(1, min(3, len(matrices)))), matrices.items()):
+    for column, (name, matrix) in in_grid(matrices):
         column.plotly_chart(plots.confusion_heatmap(matrix.to_numpy().tolist(), list(matrix.index), name),
                             width="stretch", key=f"own-{name}")
     st.download_button("Download per-photo results (CSV)", results.to_csv(index=False), "emorec-evaluation.csv", "text/csv")

@@ -117,6 +117,14 @@ def classify(_image, key: str, model_names: tuple[str, ...], whole_image: bool, 
     return classify_photo(_image, {name: available[name] for name in model_names}, whole_image, detector)
 
 
+def in_grid(items: dict, per_row: int = 3):
+    """(column, (key, value)) for every item, ``per_row`` columns to a row (zip with one row of
+    columns would drop what does not fit)."""
+    pairs = list(items.items())
+    for start in range(0, len(pairs), per_row):
+        yield from zip(st.columns(per_row), pairs[start:start + per_row])
+
+
 def shipped_scans() -> dict[str, Path]:
     """Talos tables shipped in models/tuning, by file name: emorec's own scan first, then the study's."""
     tables = sorted((config.MODELS_DIR / "tuning").glob("*.csv"), key=lambda p: (p.stem != config.SHIPPED_SCAN, p.stem))

@@ -645,8 +645,11 @@ def run_main(capsys, *argv: str) -> tuple[int | str, str, str]:
     (["prepare", "x", "--min-face", "big"], "argument --min-face: invalid float value: 'big'"),
     (["tune", "--data", "x", "--rounds", "many"], "argument --rounds: invalid positive_int value: 'many'"),
     (["bench", "everything"], "invalid choice: 'everything'"),
+    (["train", "--variant", "baseline", "--data", "x", "--epochs", "0"], "argument --epochs: must be at least 1"),
+    (["evaluate", "--variant", "emorec", "--data", "x", "--probe-epochs", "-1"],
+     "argument --probe-epochs: must be 0 or more"),
 ], ids=["no-command", "unknown-command", "unknown-variant", "min-face-not-a-number", "rounds-not-a-number",
-        "unknown-bench"])
+        "unknown-bench", "zero-epochs", "negative-probe-epochs"])
 def test_cli_bad_arguments(capsys, argv, message):
     code, _, err = run_main(capsys, *argv)
     assert code == 2 and message in err and "usage:" in err

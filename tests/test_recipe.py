@@ -69,6 +69,22 @@ def test_accuracy_ignores_classes_outside_the_protocol():
     assert recipe.accuracy(probabilities, labels, tuple(c for c in LABELS if c != "contempt")) == 1.0
 
 
+def test_linear_probe_moves_only_the_classifier(tmp_path):
+    from emorec.models import emorec_cnn
+    from emorec.train import make_dataset
+
+    model = emorec_cnn(widths=(8,))
+    before = [w.copy() for w in model.get_weights()]
+    rng = np.random.default_rng(0)
+    train = make_dataset(rng.integers(0, 255, (16, 48, 48, 1)).astype(np.uint8), rng.integers(0, 8, 16), 8)
+    recipe.linear_probe(model, train, 2, tmp_path, None, learning_rate=0.1)
+    head = {id(w) for w in model.layers[-1].weights}
+    for variable, old in zip(model.weights, before):
+        moved = not np.allclose(variable.numpy(), old)
+        assert moved == (id(variable) in head), variable.path  # BatchNorm statistics stay too
+    assert all(layer.trainable for layer in model.layers)  # ready for the fine-tuning that follows
+
+
 def test_finetuning_never_sees_the_fer2013_faces_held_out_for_the_mixing_choice(tmp_path):
     for label in ("happy", "angry", "neutral"):
         for i in range(10):
