@@ -32,14 +32,16 @@ bench: install
 clean:
 	rm -rf $(VENV) .pytest_cache
 
-# Reproduce the shipped study variants: cross-validate (both protocols), then train on all of CK+.
+# Reproduce the shipped study variants: cross-validate (both protocols), train on all of CK+, then
+# test on FER2013 PublicTest.
 CKPLUS ?= ../shared/data/ckplus
 STUDY_VARIANTS := baseline tuned_full tuned_mtcnn
 study-models: install
 	for v in $(STUDY_VARIANTS); do \
 	  $(PY) -m emorec evaluate --variant $$v --data $(CKPLUS) --protocol subject-kfold && \
 	  $(PY) -m emorec evaluate --variant $$v --data $(CKPLUS) --protocol image-kfold && \
-	  $(PY) -m emorec train --variant $$v --data $(CKPLUS) || exit 1; \
+	  $(PY) -m emorec train --variant $$v --data $(CKPLUS) && \
+	  $(PY) -m emorec evaluate --variant $$v --protocol fer2013-publictest --data $(FER)/validation || exit 1; \
 	done
 
 # emorec's own model from the shipped pretrained network (models/emorec/pretrain; stage 1 is

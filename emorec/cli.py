@@ -101,6 +101,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for key, title in (("classes_8", "8 classes"), ("emotions_7", "7 emotions")):
         acc, f1 = summary[key]["accuracy"], summary[key]["macro_f1"]
         print(f"{title}: accuracy {acc['mean']:.3f} ± {acc['std']:.3f}, macro-F1 {f1['mean']:.3f} ± {f1['std']:.3f}")
+    if summary.get("published") is False:
+        print(f"not the shipped model's recipe: results kept in {summary['run_dir']}; `train` with the same "
+              "options ships this recipe with them")
     return 0
 
 

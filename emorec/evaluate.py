@@ -139,6 +139,23 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
     return scaled / scaled.sum(axis=1, keepdims=True)
 
 
+def with_temperature(predictions: pd.DataFrame, temperature: float) -> pd.DataFrame:
+    """A predictions table (one probability column per class) with its probabilities scaled."""
+    scaled = predictions.copy()
+    scaled[list(LABELS)] = apply_temperature(predictions[list(LABELS)].to_numpy(), temperature)
+    return scaled
+
+
+def cross_fitted_calibration_error(probabilities: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> float:
+    """ECE after temperature scaling, each fold scaled by a temperature fitted on the other folds:
+    measured on the predictions a temperature was fitted on, the ECE would flatter it."""
+    scaled = np.empty_like(probabilities)
+    for fold in np.unique(folds):
+        inside = folds == fold
+        scaled[inside] = apply_temperature(probabilities[inside], fit_temperature(probabilities[~inside], labels[~inside]))
+    return expected_calibration_error(scaled, labels)
+
+
 def summarize(predictions: pd.DataFrame, protocol: str) -> dict:
     """Everything a model card holds for one protocol: 8 classes, the 7 emotions, calibration."""
     probabilities = predictions[list(LABELS)].to_numpy()

@@ -15,6 +15,7 @@ mirror image; a temperature fitted on out-of-fold predictions makes the probabil
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -261,6 +262,32 @@ def forget_folds_without_weights(run_dir: Path) -> None:
 
 MIXING_CRITERION = ("best mean of posed faces (CK+ 8-class and 7-emotion out-of-fold accuracy) and faces from the "
                     "wild (FER2013 held-out accuracy)")
+CV_RESULTS = "cv-results.json"  # in a recipe's run folder: what its cross-validation adds to the card
+CV_PREDICTIONS = "cv-subject-kfold.csv"
+
+
+def shipped_recipe(models_dir: Path) -> tuple[str | None, float | None]:
+    """The shipped model's recipe (its run folder's name) and mixing share, as its card's
+    cross-validation holds them (``ship_emorec`` writes only the cross-validation of the recipe
+    it trained); (None, None) without one."""
+    from emorec import registry
+
+    try:
+        card = registry.read_card("emorec", models_dir)
+    except registry.ModelUnavailable:
+        return None, None
+    mixing = card.get("evaluation", {}).get("subject-kfold", {}).get("weight_mixing", {})
+    return mixing.get("runs"), card.get("weight_mixing")
+
+
+def publish_cross_validation(run_dir: Path, models_dir: Path) -> None:
+    """Copy a recipe's cross-validation (numbers, temperature, out-of-fold predictions) into the
+    shipped model's card and folder."""
+    from emorec import registry
+
+    results = json.loads((run_dir / CV_RESULTS).read_text())
+    atomic_write_text(models_dir / "emorec" / CV_PREDICTIONS, (run_dir / CV_PREDICTIONS).read_text())
+    registry.update_card("emorec", results, models_dir)
 
 
 def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | None, command: str,
@@ -269,10 +296,11 @@ def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir
     """Subject-grouped cross-validation of stage 2, then the mixing scan on the folds' networks.
     Each fold is scored at the share the other folds chose (nested, so the number is honest);
     the share for the shipped model is chosen on all folds; a temperature fitted on the
-    out-of-fold predictions calibrates them."""
-    from emorec import registry
-    from emorec.evaluate import (apply_temperature, cross_validate, expected_calibration_error, fit_temperature, folds,
-                                 summarize)
+    out-of-fold predictions calibrates them. The results stay in the recipe's run folder, and
+    reach the card only when they describe the shipped model (same recipe, same share): a recipe
+    being tried never changes what the app serves; ``ship_emorec`` publishes its own."""
+    from emorec.evaluate import (apply_temperature, cross_fitted_calibration_error, cross_validate,
+                                 expected_calibration_error, fit_temperature, folds, summarize)
 
     manifest, x = ckplus_inputs(ckplus_dir)
     extra = load_finetune_data(ck48_dir, fer_train_dir, fer_faces)
@@ -285,8 +313,7 @@ def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir
     scan = mixing_scan(pretrained_path(models_dir), fold_runs, x, label_indices(manifest["label"]), extra, scan_progress)
     table, share = scan.table(), choose_share(scan.table())
     fold_shares, predictions[list(LABELS)] = scan.nested()  # rows of both in fold order
-    out = models_dir / "emorec"
-    atomic_write_text(out / "cv-subject-kfold.csv", predictions.round(5).to_csv(index=False))
+    atomic_write_text(run_dir / CV_PREDICTIONS, predictions.round(5).to_csv(index=False))
     probabilities, labels = predictions[list(LABELS)].to_numpy(), label_indices(predictions["label"])
     temperature = fit_temperature(probabilities, labels)
     mixing = {"share": share, "fold_shares": fold_shares, "criterion": MIXING_CRITERION,
@@ -298,31 +325,24 @@ def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir
                "weight_mixing": mixing}
     calibration = {"temperature": temperature, "fitted_on": "out-of-fold CK+ predictions (subject-kfold)",
                    "ece_before": expected_calibration_error(probabilities, labels),
-                   "ece_after": expected_calibration_error(apply_temperature(probabilities, temperature), labels)}
-    registry.update_card("emorec", {"evaluation": {"subject-kfold": summary}, "calibration": calibration,
-                                    "temperature": temperature, "finetune_epochs": epochs,
-                                    "probe_epochs": probe_epochs}, models_dir)
-    return summary
-
-
-def chosen_share(run_dir: Path, models_dir: Path) -> tuple[float, str]:
-    """The share the cross-validation of this very recipe (``run_dir``) chose, else the default."""
-    from emorec import registry
-
-    try:
-        mixing = registry.read_card("emorec", models_dir).get("evaluation", {}).get("subject-kfold", {}).get("weight_mixing")
-    except registry.ModelUnavailable:
-        mixing = None
-    if mixing and mixing.get("runs") == run_dir.name:
-        return float(mixing["share"]), "chosen by the subject-grouped cross-validation"
-    return DEFAULT_MIXING, "WiSE-FT's default: no cross-validation of this recipe has chosen one"
+                   "ece_after": cross_fitted_calibration_error(probabilities, labels, predictions["fold"].to_numpy()),
+                   "ece_after_measured": "each fold scaled by a temperature fitted on the other folds",
+                   "ece_after_in_sample": expected_calibration_error(apply_temperature(probabilities, temperature), labels)}
+    results = {"evaluation": {"subject-kfold": summary}, "calibration": calibration, "temperature": temperature,
+               "finetune_epochs": epochs, "probe_epochs": probe_epochs}
+    atomic_write_text(run_dir / CV_RESULTS, json.dumps(results, indent=1) + "\n")
+    shipped = shipped_recipe(models_dir) == (run_dir.name, share)
+    if shipped:
+        publish_cross_validation(run_dir, models_dir)
+    return {**summary, "published": shipped, "run_dir": str(run_dir)}
 
 
 def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | None, command: str,
                 models_dir: Path, epochs: int = FINETUNE_EPOCHS, fer_faces: int = FER_SLICE,
                 probe_epochs: int = PROBE_EPOCHS) -> dict:
-    """Stage 2 on all of CK+, mixed with the pretrained weights at the share the cross-validation
-    chose, saved as ``models/emorec/model.keras`` with its card."""
+    """Stage 2 on all of CK+, mixed with the pretrained weights at the share this recipe's
+    cross-validation chose, saved as ``models/emorec/model.keras``; the card gets that
+    cross-validation (numbers, temperature) or, without one, says so and serves T = 1."""
     from emorec import registry
     from emorec.config import FaceDefaults
     from emorec.data import dataset_summary
@@ -334,11 +354,23 @@ def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | N
     runs = finetune_runs(models_dir, epochs, extra, probe_epochs)
     finetuned = finetune(pretrained_path(models_dir), x, y, manifest["subject"].to_numpy().astype(str), extra,
                          runs / "final", epochs, probe_epochs)
-    share, source = chosen_share(runs, models_dir)
+    cross_validated = (runs / CV_RESULTS).exists()
+    if cross_validated:
+        share = json.loads((runs / CV_RESULTS).read_text())["evaluation"]["subject-kfold"]["weight_mixing"]["share"]
+        source = "chosen by the subject-grouped cross-validation"
+    else:
+        share, source = DEFAULT_MIXING, "WiSE-FT's default: no cross-validation of this recipe has chosen one"
     model = mixed(keras.models.load_model(pretrained_path(models_dir), compile=False), finetuned, share)
     out = models_dir / "emorec"
     save_model(model, out / registry.MODEL_FILE)
     atomic_write_text(out / "history.json", (runs / "final" / "history.json").read_text())
+    # The old model's numbers go (PublicTest is measured again on the new one); this recipe's
+    # cross-validation comes in, else the card says it has none and serves uncalibrated (T = 1).
+    (out / CV_PREDICTIONS).unlink(missing_ok=True)
+    registry.update_card("emorec", {"evaluation": {"subject-kfold": None, "fer2013-publictest": None},
+                                    "calibration": None, "temperature": 1.0}, models_dir)
+    if cross_validated:
+        publish_cross_validation(runs, models_dir)
     variant = VARIANTS["emorec"]
     return registry.update_card("emorec", {
         "description": variant.description,

@@ -35,8 +35,9 @@ def read_card(name: str, models_dir: Path = MODELS_DIR) -> dict:
 
 
 def update_card(name: str, changes: dict, models_dir: Path = MODELS_DIR) -> dict:
-    """Merge ``changes`` into the card (nested dicts merged one level deep), write it atomically,
-    and regenerate ``card.md``."""
+    """Merge ``changes`` into the card (nested dicts merged one level deep; a None value removes
+    its key, so a retrained model sheds numbers that described the old one), write it
+    atomically, and regenerate ``card.md``."""
     folder = models_dir / name
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -45,7 +46,11 @@ def update_card(name: str, changes: dict, models_dir: Path = MODELS_DIR) -> dict
         card = {"name": name}
     for key, value in changes.items():
         if isinstance(value, dict) and isinstance(card.get(key), dict):
-            card[key] = {**card[key], **value}
+            value = {**card[key], **value}
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if v is not None}
+        if value is None:
+            card.pop(key, None)
         else:
             card[key] = value
     atomic_write_text(folder / CARD_FILE, json.dumps(card, indent=1) + "\n")
@@ -137,7 +142,8 @@ def card_markdown(card: dict) -> str:
     if calibration:
         lines += ["", "## Calibration", "",
                   f"Temperature {calibration['temperature']:.3f}, fitted on {calibration.get('fitted_on', 'held-out data')}; "
-                  f"expected calibration error {calibration['ece_before']:.3f} before, {calibration['ece_after']:.3f} after."]
+                  f"expected calibration error {calibration['ece_before']:.3f} before, {calibration['ece_after']:.3f} after"
+                  + (f" ({calibration['ece_after_measured']})." if calibration.get("ece_after_measured") else ".")]
     for protocol, result in card.get("evaluation", {}).items():
         lines += ["", f"## Evaluation: {protocol}", "", result.get("description", "")]
         for key, title in (("classes_8", "8 classes"), ("emotions_7", "7 emotions")):

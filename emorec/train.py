@@ -270,6 +270,7 @@ def train_final(name: str, data_dir: Path, command: str, epochs: int | None = No
     save_model(model, out / registry.MODEL_FILE, quantize=variant.quantize_dense)
     atomic_write_text(out / "history.json", (run_dir / "history.json").read_text())
     return registry.update_card(name, {
+        "evaluation": {"fer2013-publictest": None},  # measured on the old model: run again on this one
         "quantization": "Dense kernels int8 (keras quantize), convolutions float32" if variant.quantize_dense else None,
         "description": variant.description,
         "variant": name,

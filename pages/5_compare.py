@@ -108,14 +108,18 @@ if evaluated:
     for name in evaluated:
         predictions = model_predictions(name, "subject-kfold")
         if predictions is not None:
-            reliability_rows.append(evaluate.reliability(predictions).assign(model=name))
+            served = evaluate.with_temperature(predictions, cards[name].get("temperature", 1.0))
+            reliability_rows.append(evaluate.reliability(served).assign(model=name))
     if reliability_rows:
         figure = px.line(pd.concat(reliability_rows), x="confidence", y="accuracy", color="model", markers=True,
                          hover_data=["images"], range_x=[0, 1], range_y=[0, 1], height=360)
         figure.add_shape(type="line", x0=0, y0=0, x1=1, y1=1, line=dict(dash="dot", color="grey"))
         st.plotly_chart(figure, width="stretch", key="reliability")
-        st.caption("A calibrated model lies on the dotted diagonal: when it says 80 %, it is right 80 % of the time. "
-                   "ECE per model: " + ", ".join(f"{n} {r['ece']:.3f}" for n, r in evaluated.items()))
+        st.caption("Out-of-fold probabilities as the app serves them (scaled by the model's temperature, if it has "
+                   "one). A calibrated model lies on the dotted diagonal: when it says 80 %, it is right 80 % of the "
+                   "time. Expected calibration error: " + ", ".join(
+                       f"{n} {c['ece_before']:.3f} → {c['ece_after']:.3f} with its temperature" if (c := cards[n].get("calibration"))
+                       else f"{n} {r['ece']:.3f}" for n, r in evaluated.items()))
 
 histories = {name: model_history(name) for name in cards}
 curves = [pd.DataFrame(h).assign(model=name) for name, h in histories.items() if h]

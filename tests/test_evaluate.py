@@ -32,3 +32,23 @@ def test_a_model_that_finds_no_face_scores_zero_not_an_error():
 def test_without_labels_the_summary_is_empty_with_its_columns():
     summary, matrices = score_labelled(pd.DataFrame({"photo": ["a.jpg"], "predicted": ["anger"]}))
     assert summary.empty and "accuracy" in summary.columns and matrices == {}
+
+
+def test_cross_fitted_calibration_error_does_not_flatter():
+    import numpy as np
+
+    from emorec.evaluate import (apply_temperature, cross_fitted_calibration_error, expected_calibration_error,
+                                 fit_temperature)
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 4000)
+    logits = rng.normal(0, 1, (4000, 4))
+    logits[np.arange(4000), labels] += 1.0
+    calibrated = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    folds = np.repeat([0, 1], 2000)
+    probabilities = calibrated.copy()
+    probabilities[folds == 0] = apply_temperature(calibrated[folds == 0], 1 / 3)  # fold 0 three times too sharp
+    in_sample = expected_calibration_error(apply_temperature(probabilities, fit_temperature(probabilities, labels)), labels)
+    # each fold gets the other's temperature: fold 0 stays too sharp, fold 1 turns too soft
+    assert cross_fitted_calibration_error(probabilities, labels, folds) > in_sample
+    assert cross_fitted_calibration_error(calibrated, labels, folds) < 0.03  # alike folds: still calibrated

@@ -3,6 +3,8 @@ ship, and test on a held-out set of pre-cropped faces."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pandas as pd
@@ -112,6 +114,7 @@ def test_recipe_end_to_end(tmp_path, class_folder_dataset, monkeypatch):
     assert recipe.pretrained_path(models).exists()
     summary = recipe.cross_validate_emorec(class_folder_dataset, ck48, fer / "train", "cmd", models, epochs=1, n_splits=2)
     assert summary["classes_8"]["folds"] == 2 and summary["extra_training_data"]["fer2013_slice"] == 27
+    assert not summary["published"] and not (models / "emorec" / "card.json").exists()  # nothing shipped yet
     mixing = summary["weight_mixing"]
     assert mixing["share"] in recipe.MIXING_GRID and mixing["fer2013_heldout_faces"] == 3  # the 10 % stage 1 held out
     assert [row["share"] for row in mixing["scan"]] == list(recipe.MIXING_GRID) and len(mixing["fold_shares"]) == 2
@@ -132,6 +135,8 @@ def test_recipe_end_to_end(tmp_path, class_folder_dataset, monkeypatch):
 
     card = recipe.ship_emorec(class_folder_dataset, ck48, fer / "train", "cmd", models, epochs=1)
     assert card["tta_flip"] and card["calibration"]["temperature"] > 0 and card["data"]["extra"]["ck48_frames"] == 6
+    assert card["evaluation"]["subject-kfold"]["weight_mixing"]["runs"] == run_dir.name  # its own recipe's numbers
+    assert (models / "emorec" / "cv-subject-kfold.csv").exists()
     assert card["weight_mixing"] == mixing["share"] and "chosen by the subject-grouped" in card["training"]["weight_mixing"]
     assert "| 0.25 |" in (models / "emorec" / "card.md").read_text()  # the scan, readable
     holdout = recipe.evaluate_holdout("emorec", fer / "validation", "cmd", models)
@@ -140,3 +145,17 @@ def test_recipe_end_to_end(tmp_path, class_folder_dataset, monkeypatch):
     recognizer = EmotionRecognizer.load("emorec", models)
     crops = np.zeros((2, 48, 48, 1), np.float32)
     assert np.allclose(recognizer.classify(crops).sum(axis=1), 1)
+
+    # Trying another recipe leaves the shipped card alone; cross-validating the shipped one again updates it.
+    shipped = registry.read_card("emorec", models)
+    other = recipe.cross_validate_emorec(class_folder_dataset, ck48, fer / "train", "cmd", models, epochs=1,
+                                         n_splits=2, probe_epochs=1)
+    assert not other["published"] and (Path(other["run_dir"]) / recipe.CV_RESULTS).exists()
+    assert registry.read_card("emorec", models) == shipped
+    again = recipe.cross_validate_emorec(class_folder_dataset, ck48, fer / "train", "again", models, epochs=1, n_splits=2)
+    assert again["published"] == (again["weight_mixing"]["share"] == shipped["weight_mixing"])
+
+    # Shipping a recipe nobody cross-validated: no borrowed numbers, no borrowed temperature.
+    card = recipe.ship_emorec(class_folder_dataset, ck48, fer / "train", "cmd", models, epochs=1, fer_faces=5)
+    assert card["temperature"] == 1.0 and "calibration" not in card and card["evaluation"] == {}
+    assert card["weight_mixing"] == recipe.DEFAULT_MIXING and not (models / "emorec" / "cv-subject-kfold.csv").exists()
