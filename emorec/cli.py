@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from emorec.config import (CACHE_DIR, DEFAULT_MODEL, FER_SLICE, FINETUNE_EPOCHS, IMAGE_SUFFIXES, MODELS_DIR,
-                           PROBE_EPOCHS, SHIPPED_SCAN, VARIANT_NAMES, FaceDefaults, default_data_dir)
+                           PRETRAIN_EPOCHS, PROBE_EPOCHS, SHIPPED_SCAN, VARIANT_NAMES, FaceDefaults, default_data_dir)
 from emorec.evaluate import PROTOCOLS
 from emorec.tune import DEFAULT_SPACE
 
@@ -88,7 +88,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.protocol != "subject-kfold":
             raise SystemExit("error: emorec is cross-validated by subject only")
         summary = recipe.cross_validate_emorec(args.data, args.ck48, args.fer, command_line(), MODELS_DIR,
-                                               args.epochs or FINETUNE_EPOCHS, args.folds or 10, progress,
+                                               args.epochs or FINETUNE_EPOCHS, args.folds, progress,
                                                progress_bar("weight-mixing scan", "fold"), args.fer_faces,
                                                args.probe_epochs)
     else:
@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pretrain = commands.add_parser("pretrain", help="emorec stage 1: pretrain on FER2013 train (resumable)")
     pretrain.add_argument("--data", required=True, type=Path, help="FER2013 train (class folders or CSV)")
-    pretrain.add_argument("--epochs", type=positive_int, default=40)
+    pretrain.add_argument("--epochs", type=positive_int, default=PRETRAIN_EPOCHS)
     pretrain.set_defaults(run=cmd_pretrain)
 
     variants = list(VARIANT_NAMES)

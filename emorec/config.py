@@ -52,13 +52,20 @@ def default_data_dir() -> Path:
 
 
 SEED = 1337
+CHANCE = 1 / len(LABELS)  # accuracy of guessing among the eight classes
+NOT_SURE_BELOW = 0.5  # a model says "not sure" when its top probability is below this (unless its card sets one)
+LIVE_CLASSIFY_EVERY = 0.2  # seconds between classifications on the Live page (faces are tracked in between)
+PRETRAIN_EPOCHS = 40  # emorec's stage 1 on FER2013 train
 
 # emorec's stage 2 (emorec.recipe): fine-tuning epochs, and how many FER2013 train faces are mixed
 # into the CK+ faces so the network keeps faces from the wild (a higher CK+ share was tried: README).
 FINETUNE_EPOCHS = 10
+FINETUNE_LEARNING_RATE = 5e-4  # AdamW, cosine decay to 0
+FINETUNE_BATCH = 64
 FER_SLICE = 2000
 # Epochs of a linear probe before fine-tuning (LP-FT): 0 fine-tunes the pretrained head directly.
 PROBE_EPOCHS = 0
+PROBE_LEARNING_RATE = 1e-3  # the head alone can take larger steps
 
 
 class FaceDefaults:

@@ -7,6 +7,7 @@ kept, so metrics, confusion matrices and calibration come from one table.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -45,25 +46,34 @@ def folds(manifest: pd.DataFrame, protocol: str, n_splits: int | None = None, se
 Trainer = Callable[[np.ndarray, np.ndarray, np.ndarray, Path], Callable[[np.ndarray], np.ndarray]]
 
 
+def fingerprint(x: np.ndarray, *settings) -> str:
+    """What a fold's saved predictions depend on besides its split: the inputs and the settings."""
+    digest = hashlib.sha256(np.ascontiguousarray(x).tobytes())
+    digest.update(repr(settings).encode())
+    return digest.hexdigest()[:16]
+
+
 def cross_validate(x: np.ndarray, manifest: pd.DataFrame, trainer: Trainer, protocol: str, run_dir: Path,
-                   n_splits: int = 10, progress: Callable[[Iterable], Iterable] = iter) -> pd.DataFrame:
+                   n_splits: int | None = None, progress: Callable[[Iterable], Iterable] = iter,
+                   settings: tuple = ()) -> pd.DataFrame:
     """Train and test once per fold; returns one row per test image: its fold, true label and
     the predicted probability of every class. Folds finished before an interruption (their test
-    predictions saved in ``run_dir``) are not trained again."""
+    predictions saved in ``run_dir`` with the same inputs and ``settings``) are not trained again."""
     y = np.array([LABELS.index(label) for label in manifest["label"]])
     groups = groups_of(manifest).to_numpy()
+    recipe = fingerprint(x, *settings)
     rows = []
     for fold, (train, test) in progress(list(enumerate(folds(manifest, protocol, n_splits)))):
         fold_dir = run_dir / f"{protocol}-fold{fold:02d}"
         done = fold_dir / "test_probabilities.npz"
         test_paths = manifest["path"].iloc[test].to_numpy().astype(str)
         saved = np.load(done) if done.exists() else None
-        if saved is not None and np.array_equal(saved["paths"], test_paths):
+        if saved is not None and np.array_equal(saved["paths"], test_paths) and saved.get("recipe") == recipe:
             probabilities = saved["probabilities"]  # this fold finished before an interruption
         else:
             probabilities = trainer(x[train], y[train], groups[train], fold_dir)(x[test])
             with atomic_target(done) as tmp:
-                np.savez(tmp, paths=test_paths, probabilities=probabilities)
+                np.savez(tmp, paths=test_paths, probabilities=probabilities, recipe=recipe)
         frame = pd.DataFrame(probabilities, columns=LABELS)
         frame.insert(0, "fold", fold)
         frame.insert(1, "path", manifest["path"].iloc[test].to_numpy())
@@ -183,7 +193,10 @@ def evaluate_variant(name: str, data_dir: Path, protocol: str, command: str, n_s
     manifest = load_dataset(data_dir)
     x = variant_inputs(name, manifest)
     run_dir = CACHE_DIR / "runs" / name
-    predictions = cross_validate(x, manifest, study_trainer(name), protocol, run_dir, n_splits, progress)
+    from emorec.models import VARIANTS
+
+    predictions = cross_validate(x, manifest, study_trainer(name), protocol, run_dir, n_splits, progress,
+                                 settings=(VARIANTS[name],))
     out = models_dir / name
     atomic_write_text(out / f"cv-{protocol}.csv", predictions.round(5).to_csv(index=False))
     summary = summarize(predictions, protocol)

@@ -102,8 +102,8 @@ def array_to_rgb(array: np.ndarray) -> np.ndarray:
             raise ImageError("bad-array", "The image array holds NaN or infinite values.")
         if np.issubdtype(array.dtype, np.floating) and values.min() >= 0 and values.max() <= 1:
             values *= 255.0  # floats in 0..1
-        elif values.max() > 255:
-            values *= 255.0 / max(65535.0, values.max())  # 16-bit
+        elif array.dtype == np.uint16 or values.max() > 255:  # 16-bit (PIL reads some as int32), as viewers show it
+            values *= 255.0 / max(65535.0, values.max())
         array = np.clip(np.rint(values), 0, 255).astype(np.uint8)
     if array.ndim == 2:
         return np.repeat(array[:, :, None], 3, axis=2)

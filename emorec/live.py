@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from emorec.config import LIVE_CLASSIFY_EVERY
 from emorec.drawing import draw_faces
 from emorec.faces import Face, FaceDetector
 from emorec.predict import EmotionRecognizer, FacePrediction, shared_detector
@@ -36,7 +37,7 @@ class LiveAnnotator:
     """Draws boxes and labels of one model on video frames; thread-safe."""
 
     def __init__(self, recognizer: EmotionRecognizer, detector: FaceDetector | None = None,
-                 classify_every: float = 0.2, stats_queue: queue.Queue | None = None):
+                 classify_every: float = LIVE_CLASSIFY_EVERY, stats_queue: queue.Queue | None = None):
         self.recognizer = recognizer
         self.detector = detector or shared_detector()
         self.classify_every = classify_every

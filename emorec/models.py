@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from emorec.config import LABELS
+from emorec.config import LABELS, PRETRAIN_EPOCHS
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ VARIANTS: dict[str, Variant] = {
                 quantize_dense=True),
         Variant("emorec", (48, 48, 1), True,
                 "emorec's residual CNN: pretrained on FER2013, fine-tuned on aligned CK+ crops",
-                epochs=40, batch_size=128, learning_rate=2e-3, optimizer="adamw"),
+                epochs=PRETRAIN_EPOCHS, batch_size=128, learning_rate=2e-3, optimizer="adamw"),
     )
 }
 

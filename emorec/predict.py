@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emorec.config import MODELS_DIR, FaceDefaults
+from emorec.config import MODELS_DIR, NOT_SURE_BELOW, FaceDefaults
 from emorec.evaluate import apply_temperature
 from emorec.faces import Face, FaceDetector, align_crop, whole_image_face
 from emorec.images import to_model_input
@@ -58,7 +58,7 @@ class EmotionRecognizer:
         self.face_crop: bool = bool(card.get("face_crop", True))
         self.margin: float = float(card.get("margin", FaceDefaults.margin))
         self.temperature: float = float(card.get("temperature", 1.0))
-        self.threshold: float = float(card.get("threshold", 0.5))
+        self.threshold: float = float(card.get("threshold", NOT_SURE_BELOW))
         self.tta_flip: bool = bool(card.get("tta_flip", False))
         # One traced graph for any batch size: calling a Keras model eagerly costs far more per face.
         self._forward = tf.function(

@@ -23,7 +23,8 @@ import keras
 import numpy as np
 import pandas as pd
 
-from emorec.config import FER_SLICE, FINETUNE_EPOCHS, LABELS, PROBE_EPOCHS, SEED
+from emorec.config import (FER_SLICE, FINETUNE_BATCH, FINETUNE_EPOCHS, FINETUNE_LEARNING_RATE, LABELS, NOT_SURE_BELOW,
+                           PROBE_EPOCHS, PROBE_LEARNING_RATE, SEED)
 from emorec.crops import cached_model_inputs
 from emorec.data import load_dataset
 from emorec.files import atomic_write_text
@@ -90,7 +91,7 @@ def mixed(pretrained: keras.Model, finetuned: keras.Model, share: float, into: k
 
 
 def linear_probe(model: keras.Model, train, epochs: int, run_dir: Path, class_weight: dict,
-                 learning_rate: float = 1e-3) -> keras.Model:
+                 learning_rate: float = PROBE_LEARNING_RATE) -> keras.Model:
     """Train the last layer alone on frozen features (BatchNorm statistics included), then make
     every layer trainable again: the first half of LP-FT (Kumar et al., ICLR 2022), so that
     fine-tuning starts from a head that fits the new data (FER2013 never trained the contempt
@@ -106,8 +107,8 @@ def linear_probe(model: keras.Model, train, epochs: int, run_dir: Path, class_we
 
 
 def finetune(pretrained: Path, x: np.ndarray, y: np.ndarray, subjects: np.ndarray, extra: FineTuneData,
-             run_dir: Path, epochs: int = FINETUNE_EPOCHS, probe_epochs: int = PROBE_EPOCHS, batch_size: int = 64,
-             learning_rate: float = 5e-4) -> keras.Model:
+             run_dir: Path, epochs: int = FINETUNE_EPOCHS, probe_epochs: int = PROBE_EPOCHS,
+             batch_size: int = FINETUNE_BATCH, learning_rate: float = FINETUNE_LEARNING_RATE) -> keras.Model:
     """Stage 2 on one training set (``subjects`` = its CK+ subjects, which select the CK+48 rows),
     after ``probe_epochs`` of ``linear_probe``."""
     set_seed()
@@ -240,6 +241,11 @@ def pretrained_epochs(models_dir: Path) -> int | None:
     return len(history) if history else None
 
 
+def pretrained_faces(models_dir: Path) -> int:
+    """How many faces stage 1 read (its data statistics beside the pretrained model)."""
+    return json.loads((pretrained_path(models_dir).parent / "data_stats.json").read_text())["images"]
+
+
 def finetune_runs(models_dir: Path, epochs: int, extra: FineTuneData, probe_epochs: int = PROBE_EPOCHS) -> Path:
     """Where stage 2 trains: one folder per pretrained network, epoch count and extra data, so
     folds cached by another recipe are never mixed into a cross-validation."""
@@ -291,7 +297,7 @@ def publish_cross_validation(run_dir: Path, models_dir: Path) -> None:
 
 
 def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | None, command: str,
-                          models_dir: Path, epochs: int = FINETUNE_EPOCHS, n_splits: int = 10, progress=iter,
+                          models_dir: Path, epochs: int = FINETUNE_EPOCHS, n_splits: int | None = None, progress=iter,
                           scan_progress=iter, fer_faces: int = FER_SLICE, probe_epochs: int = PROBE_EPOCHS) -> dict:
     """Subject-grouped cross-validation of stage 2, then the mixing scan on the folds' networks.
     Each fold is scored at the share the other folds chose (nested, so the number is honest);
@@ -307,7 +313,8 @@ def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir
     trainer = emorec_trainer(pretrained_path(models_dir), extra, epochs, probe_epochs)
     run_dir = finetune_runs(models_dir, epochs, extra, probe_epochs)
     forget_folds_without_weights(run_dir)
-    predictions = cross_validate(x, manifest, trainer, "subject-kfold", run_dir, n_splits, progress)
+    settings = (epochs, probe_epochs, FINETUNE_BATCH, FINETUNE_LEARNING_RATE, PROBE_LEARNING_RATE)
+    predictions = cross_validate(x, manifest, trainer, "subject-kfold", run_dir, n_splits, progress, settings)
     fold_runs = [(run_dir / f"subject-kfold-fold{fold:02d}", test)
                  for fold, (_, test) in enumerate(folds(manifest, "subject-kfold", n_splits))]
     scan = mixing_scan(pretrained_path(models_dir), fold_runs, x, label_indices(manifest["label"]), extra, scan_progress)
@@ -380,12 +387,12 @@ def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | N
         "face_crop": True,
         "margin": FaceDefaults.margin,
         "tta_flip": True,
-        "threshold": 0.5,
+        "threshold": NOT_SURE_BELOW,
         "parameters": int(model.count_params()),
         "file_size_bytes": (out / registry.MODEL_FILE).stat().st_size,
         "data": {**dataset_summary(manifest), "folder": str(ckplus_dir),
                  "extra": {"ck48_frames": int(len(extra.ck48_y)), "fer2013_slice": int(len(extra.fer_y)),
-                           "pretrained_on": "FER2013 train (28,709 faces)"}},
+                           "pretrained_on": f"FER2013 train ({pretrained_faces(models_dir):,} faces)"}},
         "training": {"finetune_epochs": epochs, "probe_epochs": probe_epochs, "optimizer": "adamw", "augmentation": [type(l).__name__ for l in augmentation().layers],
                      "weight_mixing": f"{share:g} x fine-tuned + {1 - share:g} x pretrained weights (WiSE-FT), {source}",
                      "pretraining": f"{pretrained_epochs(models_dir)} epochs on FER2013 train (models/emorec/pretrain)"},

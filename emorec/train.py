@@ -21,7 +21,7 @@ from sklearn.model_selection import GroupShuffleSplit, train_test_split
 from sklearn.utils.class_weight import compute_class_weight
 
 from emorec import registry
-from emorec.config import CACHE_DIR, LABELS, MODELS_DIR, SEED
+from emorec.config import CACHE_DIR, LABELS, MODELS_DIR, PRETRAIN_EPOCHS, SEED
 from emorec.crops import cached_model_inputs, detect_dataset
 from emorec.data import dataset_summary, load_dataset
 from emorec.files import atomic_target, atomic_write_text
@@ -125,7 +125,7 @@ def compile_model(model: keras.Model, optimizer: str, learning_rate) -> None:
 
 def fit(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset | None, epochs: int, run_dir: Path,
         class_weight: dict | None = None, patience: int | None = 10, verbose: int = 2,
-        on_epoch: Callable[[int, dict], None] | None = None) -> keras.Model:
+        on_epoch: Callable[[int, int, dict], None] | None = None) -> keras.Model:
     """Fit with resumable checkpoints in ``run_dir`` (re-running the same call continues where an
     interrupted one stopped), early stopping on validation loss, and ``history.json``."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -135,8 +135,9 @@ def fit(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset | None,
     ]
     if val is not None and patience:
         callbacks.append(keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True))
-    if on_epoch is not None:  # progress for a page or a bar: (epochs done, logs)
-        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, logs or {})))
+    if on_epoch is not None:  # progress for a page or a bar: (epochs done, epochs in all, logs)
+        callbacks.append(keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, epochs, logs or {})))
     model.fit(train, validation_data=val, epochs=epochs, class_weight=class_weight, callbacks=callbacks,
               shuffle=False, verbose=verbose)  # the tf.data pipeline shuffles
     return model
@@ -199,7 +200,7 @@ def fer_holdout_split(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return train_test_split(np.arange(len(y)), test_size=0.1, stratify=y, random_state=SEED)
 
 
-def pretrain_fer(fer_train_dir: Path, out_dir: Path, epochs: int = 40, batch_size: int = 128,
+def pretrain_fer(fer_train_dir: Path, out_dir: Path, epochs: int = PRETRAIN_EPOCHS, batch_size: int = 128,
                  run_dir: Path | None = None) -> keras.Model:
     """emorec stage 1: learn faces in the wild on FER2013 train (10 % held out to watch the run;
     the PublicTest split is never seen). Trains in ``run_dir`` (resumable, outside the repository)
@@ -291,11 +292,13 @@ def train_final(name: str, data_dir: Path, command: str, epochs: int | None = No
 
 
 def train_configuration(params: dict, data_dir: Path, name: str, face_crop: bool, command: str,
-                        models_dir: Path = MODELS_DIR, on_epoch: Callable[[int, dict], None] | None = None) -> dict:
+                        models_dir: Path = MODELS_DIR, on_epoch: Callable[[int, int, dict], None] | None = None) -> dict:
     """Train one configuration of the study's tuned family (a row of a Talos table) on a dataset,
-    validated on a fifth of the subjects held out, and register it in ``models/<name>``."""
+    validated on a fifth of the subjects held out, and register it in ``models/<name>``. Its run
+    folder is keyed by the data and the configuration: an interrupted run of the same resumes,
+    another configuration under the same name starts afresh."""
     from emorec.data import groups_of
-    from emorec.evaluate import scores
+    from emorec.evaluate import fingerprint, scores
     from emorec.models import tuned_cnn
 
     set_seed()
@@ -308,12 +311,13 @@ def train_configuration(params: dict, data_dir: Path, name: str, face_crop: bool
     compile_model(model, str(params.get("optimizer", variant.optimizer)), float(params.get("lr", variant.learning_rate)))
     epochs = int(params.get("epochs", variant.epochs))
     batch_size = int(params.get("batch_size", variant.batch_size))
+    run_dir = CACHE_DIR / "runs" / "configurations" / f"{name}-{fingerprint(x, sorted(params.items(), key=str), face_crop)}"
     fit(model, make_dataset(x[fit_rows], y[fit_rows], batch_size, augmentation(), shuffle=True),
-        make_dataset(x[val_rows], y[val_rows], 256), epochs, CACHE_DIR / "runs" / "configurations" / name,
+        make_dataset(x[val_rows], y[val_rows], 256), epochs, run_dir,
         class_weights(y[fit_rows], 1.0), patience=int(params.get("patience", 5)), verbose=0, on_epoch=on_epoch)
     out = models_dir / name
     save_model(model, out / registry.MODEL_FILE)
-    atomic_write_text(out / "history.json", (CACHE_DIR / "runs" / "configurations" / name / "history.json").read_text())
+    atomic_write_text(out / "history.json", (run_dir / "history.json").read_text())
     probabilities = model.predict(x[val_rows].astype(np.float32), verbose=0)
     holdout = pd.DataFrame(probabilities, columns=LABELS).assign(fold=0, label=manifest["label"].to_numpy()[val_rows])
     result = scores(holdout, LABELS)

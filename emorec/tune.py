@@ -15,10 +15,12 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import pandas as pd
 
+from emorec.config import CHANCE
 from emorec.files import atomic_write_text
 
 METRICS = ("val_balanced_accuracy", "val_accuracy", "val_loss", "accuracy", "loss")
@@ -190,7 +192,7 @@ class ScanSummary:
     median_seconds: float | None
 
 
-def summarize(results: TalosResults, metric: str | None = None, chance: float = 1 / 8) -> ScanSummary:
+def summarize(results: TalosResults, metric: str | None = None, chance: float = CHANCE) -> ScanSummary:
     metric = metric or results.primary_metric
     frame = results.frame
     duration = frame["duration"] if "duration" in frame else None
@@ -332,9 +334,6 @@ def run_scan(data_dir: Path, out: Path, variant: str = "mtcnn", space: Path = DE
     from emorec.data import groups_of, load_dataset
     from emorec.train import inner_validation_split, label_indices, variant_inputs
 
-    # Talos makes a scan's git HEAD part of its identity: a commit between the run and its resume
-    # would make the resume fail. Scans depend on their parameters and data, not on commits.
-    os.environ["GIT_DIR"] = "/nonexistent"
     params, settings = load_space(space)
     params = {**params, "patience": [int(settings.get("early_stopping_patience", 5))]}
     limit = rounds
@@ -350,10 +349,13 @@ def run_scan(data_dir: Path, out: Path, variant: str = "mtcnn", space: Path = DE
     resume = (work_dir / "checkpoint.json").exists()
     if work_dir.exists() and not resume:
         shutil.rmtree(work_dir)  # a scan that never finished its first trial: start it again
-    scan = talos.Scan(x=x[fit_rows], y=y[fit_rows], x_val=x[val_rows], y_val=y[val_rows], params=params,
-                      model=scan_model, experiment_name="emorec", experiment_dir=str(work_dir), resume=resume,
-                      round_limit=limit, seed=SEED, reduction_metric="val_balanced_accuracy", save_weights=False,
-                      n_permutations=limit)  # the progress bar's total (else the whole space: 5.6M)
+    # Talos makes a scan's git HEAD part of its identity: a commit between the run and its resume
+    # would make the resume fail. Scans depend on their parameters and data, not on commits.
+    with patch.dict(os.environ, {"GIT_DIR": "/nonexistent"}):
+        scan = talos.Scan(x=x[fit_rows], y=y[fit_rows], x_val=x[val_rows], y_val=y[val_rows], params=params,
+                          model=scan_model, experiment_name="emorec", experiment_dir=str(work_dir), resume=resume,
+                          round_limit=limit, seed=SEED, reduction_metric="val_balanced_accuracy", save_weights=False,
+                          n_permutations=limit)  # the progress bar's total (else the whole space: 5.6M)
     atomic_write_text(out, scan.data.to_csv(index=False))
     return scan.status, len(scan.data)
 

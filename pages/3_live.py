@@ -10,6 +10,7 @@ import plotly.express as px
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
+from emorec.config import LIVE_CLASSIFY_EVERY
 from emorec.live import LiveAnnotator, LiveStats
 from pages.common import model_picker, page_setup, rtc_configuration
 
@@ -20,7 +21,7 @@ st.caption("Press START and allow the camera. Frames are processed on this machi
            "No camera, or the browser refuses it? Take a photo on the **Classify** page instead.")
 
 recognizers_by_name, main = model_picker()
-interval = st.slider("Classify every … seconds (faces are tracked in between)", 0.05, 1.0, 0.2, 0.05)
+interval = st.slider("Classify every … seconds (faces are tracked in between)", 0.05, 1.0, LIVE_CLASSIFY_EVERY, 0.05)
 
 # One queue per browser session: the video thread puts the newest LiveStats, the page reads it.
 stats_queue: queue.Queue = st.session_state.setdefault("live-stats", queue.Queue(maxsize=1))

@@ -11,7 +11,7 @@ import plotly.express as px
 import streamlit as st
 
 from emorec import config, plots, tune
-from emorec.config import VARIANT_NAMES, default_data_dir
+from emorec.config import CHANCE, LABELS, VARIANT_NAMES, default_data_dir
 from emorec.data import DatasetError
 from pages.common import load_models, load_scan, page_setup, shipped_scans
 
@@ -62,21 +62,20 @@ if results is None:
 
 metric = st.selectbox("Metric", results.metrics, key="metric")
 ascending = metric.endswith("loss")
-chance = 1 / 8
-summary = tune.summarize(results, metric, chance)
+summary = tune.summarize(results, metric)
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Configurations", f"{summary.configurations:,}")
 c2.metric(f"Best {metric}", f"{summary.best:.3f}")
 c3.metric(f"Median {metric}", f"{summary.median:.3f}")
 c4.metric("At or below chance", f"{summary.below_chance:.0%}",
-          help="Validation (balanced) accuracy ≤ 1/8: the run learned nothing (or validation was broken).")
+          help=f"Validation (balanced) accuracy ≤ 1/{len(LABELS)}: the run learned nothing (or validation was broken).")
 if summary.below_chance > 0.25:
-    st.warning(f"{summary.below_chance:.0%} of these runs validate at or below chance (1/8): the scan, not the "
+    st.warning(f"{summary.below_chance:.0%} of these runs validate at or below chance (1/{len(LABELS)}): the scan, not the "
                "parameters, is suspect.")
 for _, row in summary.repeated.iterrows():
     st.warning(f"{int(row['runs']):,} runs ({row['share']:.0%}) ended at exactly {metric} = {row[metric]:.4f}: different "
                "configurations with one identical score usually mean a model that predicts the same class for every image.")
-st.plotly_chart(px.histogram(results.frame, x=metric, nbins=50, height=260).add_vline(x=chance, line_dash="dot",
+st.plotly_chart(px.histogram(results.frame, x=metric, nbins=50, height=260).add_vline(x=CHANCE, line_dash="dot",
                 annotation_text="chance (8 classes)") if metric.endswith("accuracy") else
                 px.histogram(results.frame, x=metric, nbins=50, height=260), width="stretch", key="histogram")
 
@@ -158,12 +157,12 @@ if st.button("Train", type="primary"):
     else:
         from emorec.train import train_configuration  # TensorFlow loads only when training is asked for
 
-        epochs = int(params.get("epochs", 30))
         bar = st.progress(0.0, text="Preparing faces…")
         try:
             card = train_configuration(params, Path(data_dir), name, face_crop, f"Tuning page: {results.name} row {row}",
-                                       models_dir=config.MODELS_DIR, on_epoch=lambda done, logs: bar.progress(
-                                           min(done / epochs, 1.0), text=f"epoch {done}: val_accuracy {logs.get('val_accuracy', 0):.3f}"))
+                                       models_dir=config.MODELS_DIR, on_epoch=lambda done, epochs, logs: bar.progress(
+                                           done / epochs, text=f"epoch {done} of {epochs} (or fewer: early stopping): "
+                                                               f"val_accuracy {logs.get('val_accuracy', 0):.3f}"))
         except (DatasetError, ValueError) as error:  # ValueError: too few subjects to hold some out
             st.error(str(error))
         else:

@@ -28,7 +28,9 @@ def test_home_links_every_page(monkeypatch, tmp_path):
     assert "emorec" in app.title[0].value
     text = " ".join(m.value for m in app.markdown)
     assert "subject" in text
-    assert len(PAGES) >= 2
+    links = [link.proto.label for link in app.get("page_link")]
+    assert links == [f"**{page.title}** — {page.summary}" for page in PAGES if not page.default]
+    assert all(link.proto.page_script_hash for link in app.get("page_link"))  # each resolves to a page of the app
 
 
 def test_dataset_page_shows_counts(monkeypatch, class_folder_dataset):

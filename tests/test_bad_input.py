@@ -696,8 +696,7 @@ def test_cli_train_on_an_empty_folder(capsys, monkeypatch, tmp_path):
     assert not (tmp_path / "models").exists()
 
 
-def test_cli_tune_space_that_is_a_folder(capsys, monkeypatch, tmp_path):
-    monkeypatch.setenv("GIT_DIR", "/nonexistent")  # run_scan sets it; monkeypatch restores it afterwards
+def test_cli_tune_space_that_is_a_folder(capsys, tmp_path):
     code, _, err = run_main(capsys, "tune", "--data", tmp_path, "--space", tmp_path, "--out", tmp_path / "scan.csv")
     assert code == 2 and str(tmp_path) in err and "Traceback" not in err
 

@@ -74,6 +74,7 @@ def test_paths_and_arrays(tmp_path):
     assert load_image(np.zeros((5, 6), np.uint8)).shape == (5, 6, 3)
     assert load_image(np.ones((5, 6, 1), np.float32)).max() == 255
     assert array_to_rgb(np.full((2, 2), 65535, np.uint16)).max() == 255
+    assert array_to_rgb(np.full((2, 2), 200, np.uint16)).max() == 1  # a dark 16-bit image stays dark, as viewers show it
     assert to_model_input(load_image(path), (48, 48, 1)).shape == (48, 48, 1)
 
 

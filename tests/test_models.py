@@ -272,6 +272,10 @@ def test_cross_validation_resumes_finished_folds(tmp_path, class_folder_dataset)
     again = evaluate.cross_validate(x, manifest, trainer, "subject-kfold", tmp_path, n_splits=3)
     assert len(trained) == 3  # nothing trained twice
     pd.testing.assert_frame_equal(first, again)
+    evaluate.cross_validate(x + 1, manifest, trainer, "subject-kfold", tmp_path, n_splits=3)
+    assert len(trained) == 6  # other inputs (new crops): trained again
+    evaluate.cross_validate(x + 1, manifest, trainer, "subject-kfold", tmp_path, n_splits=3, settings=(20,))
+    assert len(trained) == 9  # other settings (more epochs): trained again
 
 
 def test_save_model_keeps_inference_only_and_can_quantize(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -152,6 +154,7 @@ def test_scan_shards_resume_and_merge(tmp_path, class_folder_dataset):
         tables.append(out)
     again = tune.run_scan(class_folder_dataset, tables[0], "full", space, rounds=4, shard=(0, 2), work_dir=tmp_path / "work-0")
     assert again == ("complete", 2)  # finished scan: resumed, nothing trained again
+    assert os.environ.get("GIT_DIR") != "/nonexistent"  # hidden from Talos only, not from the rest of the process
     merged = tmp_path / "merged.csv"
     assert tune.merge_scans(tables, merged) == 4
     assert tune.read_results(merged).frame["_param_hash"].nunique() == 4
