@@ -219,9 +219,10 @@ def score_labelled(results: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Da
     if not {"photo", "model", "expected", "predicted"} <= set(results.columns):
         return pd.DataFrame(columns=columns), {}
     labelled = results.dropna(subset=["expected"])
-    photos = labelled["photo"].nunique()
+    unreadable = int(labelled["model"].isna().sum())  # one row per photo no model could read
     summary, matrices = [], {}
     for model, rows in labelled.dropna(subset=["model"]).groupby("model", sort=False):
+        photos = len(rows) + unreadable  # every model has one row per readable photo (names may repeat)
         found = rows.dropna(subset=["predicted"])
         present = [label for label in LABELS if label in set(found["expected"]) | set(found["predicted"])]
         matrix = (confusion_matrix(found["expected"], found["predicted"], labels=present) if len(found)

@@ -15,8 +15,9 @@ from emorec.data import DatasetError, expected_labels_csv, label_from_name
 from emorec.drawing import draw_faces
 from emorec.evaluate import score_labelled
 from emorec.explain import occlusion_map, overlay
+from emorec.plots import confusion_heatmap
 from emorec.images import ImageError, load_image
-from pages.common import classify, model_picker, page_setup
+from pages.common import classify, in_grid, model_picker, page_setup
 
 page_setup()
 
@@ -134,6 +135,8 @@ with batch_tab:
             expected = expected_labels_csv(labels_file.getvalue().decode("utf-8", errors="replace"))
         except DatasetError as error:
             st.error(str(error))
+    inputs = (tuple((name, hashlib.sha1(data).hexdigest()) for name, data in sources), tuple(expected.items()),
+              tuple(recognizers), min_face)  # results shown only while they answer these
     if sources and st.button(f"Classify {len(sources)} photos", type="primary"):
         rows, bar = [], st.progress(0.0, text="Classifying…")
         for done, (name, data) in enumerate(sources, start=1):
@@ -145,16 +148,16 @@ with batch_tab:
                 message = str(error) if isinstance(error, ImageError) else f"{type(error).__name__}: {error}"
                 rows.append({"photo": name, "model": None, "expected": label, "predicted": None, "error": message})
             bar.progress(done / len(sources), text=f"Classified {done} of {len(sources)}")
-        st.session_state["batch-results"] = pd.DataFrame(rows)
-    results = st.session_state.get("batch-results")
-    if results is not None:
+        st.session_state["batch-results"] = inputs, pd.DataFrame(rows)
+    answered, results = st.session_state.get("batch-results", (None, None))
+    if results is not None and answered == inputs:
         summary, matrices = score_labelled(results)
         if summary.empty:
             st.info("No photo has an expected label: name files like happy_anna.jpg or upload a labels CSV.")
         else:
             st.dataframe(summary, hide_index=True)
-            for column, (model, matrix) in zip(st.columns(len(matrices)), matrices.items()):
-                column.plotly_chart(px.imshow(matrix, text_auto=True, title=model, color_continuous_scale="Blues"),
+            for column, (model, matrix) in in_grid(matrices):
+                column.plotly_chart(confusion_heatmap(matrix.to_numpy().tolist(), list(matrix.index), model),
                                     width="stretch", key=f"cm-{model}")
             mistakes = results[results["expected"].notna() & (results["expected"] != results["predicted"])]
             st.markdown(f"**Mistakes** ({len(mistakes)})")

@@ -134,6 +134,7 @@ st.caption("A zip or a folder in class-folder layout: happy/anna.jpg, sad/ben.pn
 upload = st.file_uploader("Zip of class folders", type=["zip"])
 folder = st.text_input("…or a folder on this machine", placeholder="/path/to/labelled/photos")
 available, _ = recognizers()
+inputs = ((upload.name, upload.size) if upload else None, folder, tuple(available))  # results shown only while they answer these
 if not available:
     st.error("No usable model to evaluate: every model in models/ is unavailable (see the cards above).")
 elif (upload or folder) and st.button("Evaluate every model", type="primary"):
@@ -149,11 +150,11 @@ elif (upload or folder) and st.button("Evaluate every model", type="primary"):
                     yield item
                     bar.progress(done / total, text=f"{done} of {total} photos")
 
-            st.session_state["own-results"] = evaluate.evaluate_labelled(manifest, available, progress)
+            st.session_state["own-results"] = inputs, evaluate.evaluate_labelled(manifest, available, progress)
     except data.DatasetError as error:
         st.error(str(error))
-results = st.session_state.get("own-results")
-if results is not None:
+answered, results = st.session_state.get("own-results", (None, None))
+if results is not None and answered == inputs:
     summary, matrices = evaluate.score_labelled(results)
     st.dataframe(summary, hide_index=True)
     for column, (name, matrix) in in_grid(matrices):

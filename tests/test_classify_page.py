@@ -94,4 +94,4 @@ def test_batch_with_labels_from_file_names(classify_page):
     assert not app.exception
     summary = app.dataframe[0].value
     assert set(summary["model"]) == {"tiny", "tiny_whole"} and (summary["photos"] == 2).all()
-    assert summary.set_index("model")["faces_found"].to_dict() == {"tiny": 1, "tiny_whole": 2}  # no face on the wall
+    assert (summary["faces_found"] == 1).all()  # no face on the wall: it counts against accuracy, not in faces_found

@@ -14,12 +14,13 @@ def rows(*items):
 def test_photos_without_a_face_count_against_accuracy():
     results = rows(("a.jpg", "m", "happiness", "happiness"), ("b.jpg", "m", "anger", None),  # no face found
                    ("c.jpg", None, "fear", None),  # unreadable: no model ran
-                   ("d.jpg", "m", None, "sadness"))  # no expected label: not scored
+                   ("d.jpg", "m", None, "sadness"),  # no expected label: not scored
+                   ("a.jpg", "m", "sadness", "anger"))  # another photo of the same name (sad/a.jpg)
     summary, matrices = score_labelled(results)
     row = summary.set_index("model").loc["m"]
-    assert (row["photos"], row["faces_found"]) == (3, 1)
-    assert row["accuracy"] == round(1 / 3, 4) and row["accuracy_on_faces"] == 1.0
-    assert matrices["m"].to_numpy().sum() == 1
+    assert (row["photos"], row["faces_found"]) == (4, 2)
+    assert row["accuracy"] == 0.25 and row["accuracy_on_faces"] == 0.5
+    assert matrices["m"].to_numpy().sum() == 2
 
 
 def test_a_model_that_finds_no_face_scores_zero_not_an_error():
