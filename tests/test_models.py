@@ -225,9 +225,13 @@ def test_shipped_model_labels_ckplus_images(name):
     manifest = load_dataset(shared_data("ckplus"))
     sample = manifest[manifest["label"].isin(["happiness", "surprise", "neutral"])].iloc[::60]
     recognizer = EmotionRecognizer.load(name)
-    for path in sample["path"]:
+    correct = 0
+    for path, label in zip(sample["path"], sample["label"]):
         faces = recognizer.predict(load_image(path))
-        assert len(faces) == 1 and faces[0].label in LABELS
+        assert len(faces) == 1 and sum(faces[0].probabilities.values()) == pytest.approx(1, abs=1e-4)
+        correct += faces[0].label == label
+    if name == "emorec":  # trained on these frames (and 99 % right on happiness/surprise of unseen subjects)
+        assert correct / len(sample) >= 0.9, f"{correct} of {len(sample)}"
 
 
 @pytest.mark.data
@@ -239,7 +243,7 @@ def test_emorec_beats_chance_on_unseen_fer2013_faces():
     recognizer = EmotionRecognizer.load("emorec")
     correct = sum(recognizer.predict(load_image(path), whole_image=True)[0].label == label
                   for path, label in zip(sample["path"], sample["label"]))
-    assert correct / len(sample) > 0.45  # its card: 57.7 % on all 3,589; always "happiness" would score 24.9 %
+    assert correct / len(sample) > 0.45  # its card: about 60 % on all 3,589; always "happiness" would score 24.9 %
 
 
 def test_train_final_ships_a_model_with_its_card(tmp_path, class_folder_dataset):
