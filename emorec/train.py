@@ -71,18 +71,15 @@ def label_indices(labels: pd.Series | list[str]) -> np.ndarray:
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, augment: keras.Sequential | None = None,
-                 shuffle: bool = False, class_weight: dict[int, float] | None = None) -> tf.data.Dataset:
-    """A batched tf.data pipeline; augmentation runs inside it, off the model's graph. With
-    ``class_weight`` each sample carries its class's weight (for validation data: Keras applies
-    ``fit``'s class weights to training batches only)."""
-    arrays = (x, y) if class_weight is None else (x, y, np.array([class_weight.get(int(label), 1.0) for label in y], np.float32))
-    ds = tf.data.Dataset.from_tensor_slices(arrays)
+                 shuffle: bool = False) -> tf.data.Dataset:
+    """A batched tf.data pipeline; augmentation runs inside it, off the model's graph."""
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle:
         ds = ds.shuffle(len(x), seed=SEED, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
-    ds = ds.map(lambda images, *rest: (tf.cast(images, tf.float32), *rest), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda images, labels: (tf.cast(images, tf.float32), labels), num_parallel_calls=tf.data.AUTOTUNE)
     if augment is not None:
-        ds = ds.map(lambda images, *rest: (augment(images, training=True), *rest), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda images, labels: (augment(images, training=True), labels), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -170,8 +167,7 @@ def inner_validation_split(y: np.ndarray, groups: np.ndarray, fraction: float = 
 
 
 def best_epoch(run_dir: Path) -> int:
-    """The epoch with the lowest validation loss of a finished run (from its history; the loss
-    weighted by class as in training, see ``train_study_variant``)."""
+    """The epoch with the lowest validation loss of a finished run (from its history)."""
     history = json.loads((run_dir / "history.json").read_text())
     scored = [row for row in history if "val_loss" in row]
     return min(scored, key=lambda row: row["val_loss"])["epoch"] if scored else history[-1]["epoch"]
@@ -186,13 +182,13 @@ def train_study_variant(name: str, x: np.ndarray, y: np.ndarray, groups: np.ndar
     model = build(name)
     compile_model(model, variant.optimizer, variant.learning_rate)
     augment = augmentation()
-    fit_rows, val_rows = inner_validation_split(y, groups) if groups is not None else (np.arange(len(y)), None)
-    weights = class_weights(y[fit_rows], 1.0)
-    # Validation is weighted like training: unweighted, the loss on CK+'s 64 % neutral frames
-    # favours the first epochs, before balanced training has moved the network off "neutral".
-    val = make_dataset(x[val_rows], y[val_rows], 256, class_weight=weights) if val_rows is not None else None
+    if groups is not None:
+        fit_rows, val_rows = inner_validation_split(y, groups)
+        val = make_dataset(x[val_rows], y[val_rows], 256)
+    else:
+        fit_rows, val = np.arange(len(y)), None
     train = make_dataset(x[fit_rows], y[fit_rows], variant.batch_size, augment, shuffle=True)
-    fit(model, train, val, epochs or variant.epochs, run_dir, weights,
+    fit(model, train, val, epochs or variant.epochs, run_dir, class_weights(y[fit_rows], 1.0),
         patience=max(5, min(10, (epochs or variant.epochs) // 5)), verbose=verbose)
     return model
 
