@@ -42,5 +42,5 @@ def confusion_heatmap(matrix: list[list[int]], labels: list[str], title: str) ->
     figure = px.imshow(shares, text_auto=False, color_continuous_scale="Blues", zmin=0, zmax=1, title=title,
                        labels=dict(x="predicted", y="true", color="share of row"))
     figure.update_traces(text=frame.to_numpy(), texttemplate="%{text}")
-    figure.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10))
+    figure.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10), coloraxis_showscale=False)  # colour: share of row
     return figure

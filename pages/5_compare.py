@@ -79,7 +79,8 @@ evaluated = {name: card["evaluation"]["subject-kfold"] for name, card in cards.i
              if "subject-kfold" in card.get("evaluation", {})}
 if evaluated:
     st.subheader("Confusion matrices (subject-grouped cross-validation, 8 classes)")
-    for column, (name, result) in in_grid(evaluated):
+    st.caption("Rows: true class, columns: predicted; counts of test frames, coloured by share of the row.")
+    for column, (name, result) in in_grid(evaluated, per_row=2):
         block = result["classes_8"]
         column.plotly_chart(plots.confusion_heatmap(block["confusion_matrix"], block["classes"], name),
                             width="stretch", key=f"cm-{name}")
