@@ -76,11 +76,11 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from emorec import recipe
-    from emorec.evaluate import evaluate_variant
+    from emorec.evaluate import evaluate_holdout, evaluate_variant
 
     progress = progress_bar(f"{args.variant} {args.protocol}", "fold")
     if args.protocol == "fer2013-publictest":
-        summary = recipe.evaluate_holdout(args.variant, args.data, command_line(), MODELS_DIR)
+        summary = evaluate_holdout(args.variant, args.data, command_line(), MODELS_DIR)
         print(f"{args.data}: accuracy {summary['accuracy']:.3f}, macro-F1 {summary['macro_f1']:.3f} "
               f"({summary['images']} faces)")
         return 0

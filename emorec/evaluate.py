@@ -74,11 +74,7 @@ def cross_validate(x: np.ndarray, manifest: pd.DataFrame, trainer: Trainer, prot
             probabilities = trainer(x[train], y[train], groups[train], fold_dir)(x[test])
             with atomic_target(done) as tmp:
                 np.savez(tmp, paths=test_paths, probabilities=probabilities, recipe=recipe)
-        frame = pd.DataFrame(probabilities, columns=LABELS)
-        frame.insert(0, "fold", fold)
-        frame.insert(1, "path", manifest["path"].iloc[test].to_numpy())
-        frame.insert(2, "label", manifest["label"].iloc[test].to_numpy())
-        rows.append(frame)
+        rows.append(predictions_frame(probabilities, manifest.iloc[test], fold))
     return pd.concat(rows, ignore_index=True)
 
 
@@ -263,3 +259,35 @@ def evaluate_labelled(manifest: pd.DataFrame, recognizers: dict, progress: Calla
         except ImageError as error:
             rows.append({"photo": Path(path).name, "model": None, "expected": label, "predicted": None, "error": str(error)})
     return pd.DataFrame(rows)
+
+
+def predictions_frame(probabilities: np.ndarray, manifest: pd.DataFrame, fold: int = 0) -> pd.DataFrame:
+    """One row per image of ``manifest``: fold, path, true label and each class's probability (the
+    table every score here reads, and the ``cv-<protocol>.csv`` files hold)."""
+    frame = pd.DataFrame(probabilities, columns=LABELS)
+    frame.insert(0, "fold", fold)
+    frame.insert(1, "path", manifest["path"].to_numpy())
+    frame.insert(2, "label", manifest["label"].to_numpy())
+    return frame
+
+
+def evaluate_holdout(name: str, data_dir: Path, command: str, models_dir: Path) -> dict:
+    """A shipped model on a dataset of pre-cropped faces it never trained on (FER2013 PublicTest):
+    accuracy and macro-F1 over the dataset's own classes (FER2013 has no contempt)."""
+    from emorec import registry
+    from emorec.crops import cached_model_inputs
+    from emorec.data import load_dataset
+    from emorec.predict import EmotionRecognizer
+
+    recognizer = EmotionRecognizer.load(name, models_dir)
+    manifest = load_dataset(data_dir)
+    x = cached_model_inputs(manifest, recognizer.input_shape, face_crop=False)
+    probabilities = np.concatenate([recognizer.classify(x[i:i + 512]) for i in range(0, len(x), 512)])
+    classes = tuple(label for label in recognizer.classes if label in set(manifest["label"]))
+    result = scores(predictions_frame(probabilities, manifest), classes)
+    summary = {"description": f"{data_dir}: pre-cropped faces never trained on, argmax over the dataset's classes",
+               "accuracy": result["accuracy"]["pooled"], "macro_f1": result["macro_f1"]["pooled"],
+               "per_class": result["per_class"], "confusion_matrix": result["confusion_matrix"],
+               "classes": result["classes"], "images": result["images"], "command": command}
+    registry.update_card(name, {"evaluation": {"fer2013-publictest": summary}}, models_dir)
+    return summary

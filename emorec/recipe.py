@@ -218,16 +218,8 @@ def ckplus_inputs(ckplus_dir: Path) -> tuple[pd.DataFrame, np.ndarray]:
     return manifest, variant_inputs("emorec", manifest)
 
 
-def predictions_frame(probabilities: np.ndarray, manifest: pd.DataFrame, fold: int = 0) -> pd.DataFrame:
-    frame = pd.DataFrame(probabilities, columns=LABELS)
-    frame.insert(0, "fold", fold)
-    frame.insert(1, "path", manifest["path"].to_numpy())
-    frame.insert(2, "label", manifest["label"].to_numpy())
-    return frame
-
-
 # ---------------------------------------------------------------------------------------------
-# The commands: pretrain, cross-validate, ship, and test on FER2013 PublicTest
+# The commands: cross-validate and ship (PublicTest: emorec.evaluate.evaluate_holdout)
 
 def pretrained_path(models_dir: Path) -> Path:
     return models_dir / "emorec" / "pretrain" / "pretrained.keras"
@@ -400,24 +392,3 @@ def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | N
         "latency_ms_per_face": measure_latency_ms(model, INPUT_SHAPE),
         "commands": {"train": command},
     }, models_dir)
-
-
-def evaluate_holdout(name: str, data_dir: Path, command: str, models_dir: Path) -> dict:
-    """A shipped model on a dataset of pre-cropped faces it never trained on (FER2013 PublicTest):
-    accuracy and macro-F1 over the dataset's own classes (FER2013 has no contempt)."""
-    from emorec import registry
-    from emorec.evaluate import scores
-    from emorec.predict import EmotionRecognizer
-
-    recognizer = EmotionRecognizer.load(name, models_dir)
-    manifest = load_dataset(data_dir)
-    x = cached_model_inputs(manifest, recognizer.input_shape, face_crop=False)
-    probabilities = np.concatenate([recognizer.classify(x[i:i + 512]) for i in range(0, len(x), 512)])
-    classes = tuple(label for label in recognizer.classes if label in set(manifest["label"]))
-    result = scores(predictions_frame(probabilities, manifest), classes)
-    summary = {"description": f"{data_dir}: pre-cropped faces never trained on, argmax over the dataset's classes",
-               "accuracy": result["accuracy"]["pooled"], "macro_f1": result["macro_f1"]["pooled"],
-               "per_class": result["per_class"], "confusion_matrix": result["confusion_matrix"],
-               "classes": result["classes"], "images": result["images"], "command": command}
-    registry.update_card(name, {"evaluation": {"fer2013-publictest": summary}}, models_dir)
-    return summary

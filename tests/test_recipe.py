@@ -139,7 +139,7 @@ def test_recipe_end_to_end(tmp_path, class_folder_dataset, monkeypatch):
     assert (models / "emorec" / "cv-subject-kfold.csv").exists()
     assert card["weight_mixing"] == mixing["share"] and "chosen by the subject-grouped" in card["training"]["weight_mixing"]
     assert "| 0.25 |" in (models / "emorec" / "card.md").read_text()  # the scan, readable
-    holdout = recipe.evaluate_holdout("emorec", fer / "validation", "cmd", models)
+    holdout = evaluate.evaluate_holdout("emorec", fer / "validation", "cmd", models)
     assert holdout["images"] == 30 and holdout["classes"] == ["neutral", "anger", "happiness"]
     assert registry.headline(registry.read_card("emorec", models))["FER2013 PublicTest"] == holdout["accuracy"]
     recognizer = EmotionRecognizer.load("emorec", models)
