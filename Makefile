@@ -1,4 +1,4 @@
-# emorec: `make run` starts the app, `make test` runs the test suite. Both set up .venv first.
+# emorec: `make run` starts the app, `make test` lints and runs the test suite. Both set up .venv first.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 EMOREC_DATA ?= $(if $(wildcard ../shared/data/ckplus),../shared/data/ckplus,data)
 export EMOREC_DATA
 
-.PHONY: run test install install-dev bench clean study-models emorec-model scan screenshots
+.PHONY: run test lint install install-dev bench clean study-models emorec-model scan screenshots
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,10 @@ install-dev: $(VENV)/.dev
 run: install
 	$(PY) -m streamlit run app.py --server.port 8501
 
-test: install-dev
+lint: install-dev
+	$(PY) -m ruff check .
+
+test: lint
 	$(PY) -m pytest
 
 bench: install

@@ -107,9 +107,9 @@ def bench_predict(data: Path | None) -> pd.DataFrame:
                           (f"all {len(recognizers)} models side by side", recognizers)):
         classify_photo(load_image(photo), chosen)  # warm-up
         rows.append({"measure": f"one photo, {label}", "photos": 1,
-                     "median s": round(_median_seconds(lambda: classify_photo(load_image(photo), chosen), 15), 4)})
+                     "median s": round(_median_seconds(lambda chosen=chosen: classify_photo(load_image(photo), chosen), 15), 4)})
         rows.append({"measure": f"{len(paths)}-photo batch, {label}", "photos": len(paths),
-                     "median s": round(_median_seconds(lambda: [classify_photo(load_image(p), chosen) for p in paths], 3), 3)})
+                     "median s": round(_median_seconds(lambda chosen=chosen: [classify_photo(load_image(p), chosen) for p in paths], 3), 3)})
     table = pd.DataFrame(rows)
     return table.assign(**{"s per photo": (table["median s"] / table["photos"]).round(4), "peak RSS MB": round(peak_rss_mb())})
 
@@ -149,7 +149,7 @@ def bench_all(data: Path | None) -> pd.DataFrame:
         crop = recognizer.crop(image, face)[None]
         recognizer.classify(crop)
         rows.append({"measure": f"{name} per face", "unit": "ms",
-                     "value": round(1000 * _median_seconds(lambda: recognizer.classify(crop), 30), 2)})
+                     "value": round(1000 * _median_seconds(lambda recognizer=recognizer, crop=crop: recognizer.classify(crop), 30), 2)})
     if recognizers:
         classify_photo(image, recognizers)
         rows.append({"measure": "end to end per photo, all models", "unit": "s",

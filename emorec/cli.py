@@ -69,8 +69,9 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from emorec.recipe import pretrained_path
     from emorec.train import pretrain_fer
 
-    pretrain_fer(args.data, pretrained_path(MODELS_DIR).parent, args.epochs)
-    print(f"saved {pretrained_path(MODELS_DIR)}")
+    pretrained = pretrained_path(MODELS_DIR)
+    pretrain_fer(args.data, pretrained.parent, args.epochs, restart_from=pretrained if args.restart else None)
+    print(f"saved {pretrained}")
     return 0
 
 
@@ -302,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain = commands.add_parser("pretrain", help="emorec stage 1: pretrain on FER2013 train (resumable)")
     pretrain.add_argument("--data", required=True, type=Path, help="FER2013 train (class folders or CSV)")
     pretrain.add_argument("--epochs", type=positive_int, default=PRETRAIN_EPOCHS)
+    pretrain.add_argument("--restart", action="store_true",
+                          help="continue the shipped pretrained network for another cycle (warm restart, random erasing)")
     pretrain.set_defaults(run=cmd_pretrain)
 
     variants = list(VARIANT_NAMES)

@@ -56,6 +56,10 @@ CHANCE = 1 / len(LABELS)  # accuracy of guessing among the eight classes
 NOT_SURE_BELOW = 0.5  # a model says "not sure" when its top probability is below this (unless its card sets one)
 LIVE_CLASSIFY_EVERY = 0.2  # seconds between classifications on the Live page (faces are tracked in between)
 PRETRAIN_EPOCHS = 40  # emorec's stage 1 on FER2013 train
+# A further cycle of stage 1 (``pretrain --restart``): AdamW's peak rate (the first cycle's: 2e-3)
+# and the share of faces a random patch is erased from.
+PRETRAIN_RESTART_LEARNING_RATE = 1e-3
+PRETRAIN_ERASING = 0.5
 
 # emorec's stage 2 (emorec.recipe): fine-tuning epochs, and how many FER2013 train faces are mixed
 # into the CK+ faces so the network keeps faces from the wild (a higher CK+ share was tried: README).

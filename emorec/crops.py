@@ -18,8 +18,8 @@ import pandas as pd
 
 from emorec.config import CACHE_DIR, LABELS, FaceDefaults
 from emorec.data import DatasetError, read_image
-from emorec.files import atomic_target, atomic_write_text
 from emorec.faces import Face, FaceDetector, align_crop, main_face
+from emorec.files import atomic_target, atomic_write_text
 from emorec.images import ImageError, load_image, to_model_input
 
 
@@ -86,7 +86,7 @@ def detection_report(detections: pd.DataFrame) -> pd.DataFrame:
             "no face": detections[detections["n_faces"] == 0].groupby("label").size(),
             "several": detections[detections["n_faces"] > 1].groupby("label").size(),
         }
-    ).reindex([l for l in LABELS if l in set(detections["label"])]).fillna(0).astype(int)
+    ).reindex([label for label in LABELS if label in set(detections["label"])]).fillna(0).astype(int)
     table.loc["total"] = table.sum()
     table["detection rate"] = ((table["images"] - table["no face"]) / table["images"]).round(4)
     table.index.name = "label"

@@ -261,7 +261,7 @@ def class_counts(manifest: pd.DataFrame) -> pd.DataFrame:
 def images_per_subject(manifest: pd.DataFrame) -> pd.DataFrame:
     """Images per subject and class (subjects as rows), for datasets that name subjects."""
     known = manifest.dropna(subset=["subject"])
-    return pd.crosstab(known["subject"], known["label"]).reindex(columns=[l for l in LABELS if l in set(known["label"])])
+    return pd.crosstab(known["subject"], known["label"]).reindex(columns=[label for label in LABELS if label in set(known["label"])])
 
 
 def image_sizes(manifest: pd.DataFrame) -> pd.DataFrame:

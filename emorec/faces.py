@@ -35,7 +35,7 @@ class Face:
                 "keypoints": {k: [round(x, 1), round(y, 1)] for k, (x, y) in self.keypoints.items()}}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Face":
+    def from_dict(cls, d: dict) -> Face:
         return cls(tuple(int(v) for v in d["box"]), float(d["score"]),
                    {k: (float(x), float(y)) for k, (x, y) in d.get("keypoints", {}).items()})
 

@@ -68,7 +68,7 @@ class EmotionRecognizer:
         self.model = model
 
     @classmethod
-    def load(cls, name: str, models_dir: Path = MODELS_DIR) -> "EmotionRecognizer":
+    def load(cls, name: str, models_dir: Path = MODELS_DIR) -> EmotionRecognizer:
         """Load ``models/<name>``; raises ``ModelUnavailable`` saying why when it cannot."""
         import keras
 

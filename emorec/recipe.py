@@ -385,7 +385,7 @@ def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | N
         "data": {**dataset_summary(manifest), "folder": str(ckplus_dir),
                  "extra": {"ck48_frames": int(len(extra.ck48_y)), "fer2013_slice": int(len(extra.fer_y)),
                            "pretrained_on": f"FER2013 train ({pretrained_faces(models_dir):,} faces)"}},
-        "training": {"finetune_epochs": epochs, "probe_epochs": probe_epochs, "optimizer": "adamw", "augmentation": [type(l).__name__ for l in augmentation().layers],
+        "training": {"finetune_epochs": epochs, "probe_epochs": probe_epochs, "optimizer": "adamw", "augmentation": [type(layer).__name__ for layer in augmentation().layers],
                      "weight_mixing": f"{share:g} x fine-tuned + {1 - share:g} x pretrained weights (WiSE-FT), {source}",
                      "pretraining": f"{pretrained_epochs(models_dir)} epochs on FER2013 train (models/emorec/pretrain)"},
         "weight_mixing": share,

@@ -21,7 +21,8 @@ from sklearn.model_selection import GroupShuffleSplit, train_test_split
 from sklearn.utils.class_weight import compute_class_weight
 
 from emorec import registry
-from emorec.config import CACHE_DIR, LABELS, MODELS_DIR, PRETRAIN_EPOCHS, SEED
+from emorec.config import (CACHE_DIR, LABELS, MODELS_DIR, PRETRAIN_EPOCHS, PRETRAIN_ERASING,
+                           PRETRAIN_RESTART_LEARNING_RATE, SEED)
 from emorec.crops import cached_model_inputs, detect_dataset
 from emorec.data import dataset_summary, load_dataset
 from emorec.files import atomic_target, atomic_write_text
@@ -36,19 +37,21 @@ def set_seed(seed: int = SEED) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def augmentation() -> keras.Sequential:
-    """The augmentation every variant trains with: flips, small rotations, zoom, shifts, lighting."""
-    return keras.Sequential(
-        [
-            layers.RandomFlip("horizontal"),
-            layers.RandomRotation(0.05, fill_mode="nearest"),
-            layers.RandomZoom(0.1, fill_mode="nearest"),
-            layers.RandomTranslation(0.08, 0.08, fill_mode="nearest"),
-            layers.RandomBrightness(0.2, value_range=(0, 255)),
-            layers.RandomContrast(0.2, value_range=(0, 255)),
-        ],
-        name="augmentation",
-    )
+def augmentation(erasing: float = 0.0) -> keras.Sequential:
+    """The augmentation every variant trains with: flips, small rotations, zoom, shifts, lighting;
+    ``erasing`` > 0 also blanks a random patch of that share of the faces (random erasing, Zhong et
+    al., AAAI 2020), so a network cannot lean on one part of the face."""
+    steps = [
+        layers.RandomFlip("horizontal"),
+        layers.RandomRotation(0.05, fill_mode="nearest"),
+        layers.RandomZoom(0.1, fill_mode="nearest"),
+        layers.RandomTranslation(0.08, 0.08, fill_mode="nearest"),
+        layers.RandomBrightness(0.2, value_range=(0, 255)),
+        layers.RandomContrast(0.2, value_range=(0, 255)),
+    ]
+    if erasing:
+        steps.append(layers.RandomErasing(factor=erasing, value_range=(0, 255)))
+    return keras.Sequential(steps, name="augmentation")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,12 +204,17 @@ def fer_holdout_split(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pretrain_fer(fer_train_dir: Path, out_dir: Path, epochs: int = PRETRAIN_EPOCHS, batch_size: int = 128,
-                 run_dir: Path | None = None) -> keras.Model:
+                 run_dir: Path | None = None, restart_from: Path | None = None) -> keras.Model:
     """emorec stage 1: learn faces in the wild on FER2013 train (10 % held out to watch the run;
     the PublicTest split is never seen). Trains in ``run_dir`` (resumable, outside the repository)
-    and writes ``pretrained.keras``, its history and data counts to ``out_dir`` when done."""
+    and writes ``pretrained.keras``, its history and data counts to ``out_dir`` when done.
+
+    ``restart_from`` continues a finished stage 1 for another cosine cycle (a warm restart, SGDR:
+    Loshchilov & Hutter, ICLR 2017) at a lower peak rate and with random erasing, against the
+    overfitting the first cycle ended in; the history then continues the first cycle's."""
     set_seed()
-    run_dir = run_dir or CACHE_DIR / "runs" / "emorec" / "pretrain"
+    cycle = "pretrain" if restart_from is None else f"pretrain-restart-{epochs}ep"
+    run_dir = run_dir or CACHE_DIR / "runs" / "emorec" / cycle
     variant = VARIANTS["emorec"]
     manifest = load_dataset(fer_train_dir)
     x = cached_model_inputs(manifest, variant.input_shape, face_crop=False)
@@ -214,15 +222,22 @@ def pretrain_fer(fer_train_dir: Path, out_dir: Path, epochs: int = PRETRAIN_EPOC
     fit_rows, held_out = fer_holdout_split(y)
     x_train, x_val, y_train, y_val = x[fit_rows], x[held_out], y[fit_rows], y[held_out]
     steps = epochs * int(np.ceil(len(x_train) / batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(1e-4, steps, warmup_target=variant.learning_rate,
-                                                      warmup_steps=steps // 30)
     model = build("emorec")
+    earlier: list[dict] = []
+    if restart_from is None:
+        peak, augment = variant.learning_rate, augmentation()
+    else:
+        model.set_weights(keras.models.load_model(restart_from, compile=False).get_weights())
+        history_path = restart_from.parent / "history.json"
+        earlier = json.loads(history_path.read_text()) if history_path.exists() else []
+        peak, augment = PRETRAIN_RESTART_LEARNING_RATE, augmentation(erasing=PRETRAIN_ERASING)
+    schedule = keras.optimizers.schedules.CosineDecay(peak / 20, steps, warmup_target=peak, warmup_steps=steps // 30)
     compile_model(model, "adamw", schedule)
-    augment = augmentation()
     fit(model, make_dataset(x_train, y_train, batch_size, augment, shuffle=True),
         make_dataset(x_val, y_val, 512), epochs, run_dir, class_weights(y_train, 0.3), patience=None)
     save_model(model, out_dir / "pretrained.keras")
-    atomic_write_text(out_dir / "history.json", (run_dir / "history.json").read_text())
+    cycle_rows = [{**row, "epoch": row["epoch"] + len(earlier)} for row in json.loads((run_dir / "history.json").read_text())]
+    atomic_write_text(out_dir / "history.json", json.dumps(earlier + cycle_rows, indent=1))
     atomic_write_text(out_dir / "data_stats.json", json.dumps(dataset_summary(manifest), indent=1))
     return model
 
@@ -282,7 +297,7 @@ def train_final(name: str, data_dir: Path, command: str, epochs: int | None = No
         "file_size_bytes": (out / registry.MODEL_FILE).stat().st_size,
         "data": {**dataset_summary(manifest), "folder": str(data_dir)},
         "training": {"epochs": epochs, "batch_size": variant.batch_size, "optimizer": variant.optimizer,
-                     "learning_rate": variant.learning_rate, "augmentation": [type(l).__name__ for l in augmentation().layers]},
+                     "learning_rate": variant.learning_rate, "augmentation": [type(layer).__name__ for layer in augmentation().layers]},
         "latency_ms_per_face": measure_latency_ms(model, variant.input_shape),
         "commands": {"train": command},
         "study_reported": {"accuracy": variant.study_reported_accuracy,

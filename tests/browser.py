@@ -72,7 +72,7 @@ def running_app(data_dir: Path, log_path: Path, models_dir: Path | None = None):
                         break
                 except OSError:
                     if server.poll() is not None or time.time() > deadline:
-                        raise RuntimeError(f"the app did not start:\n{log_path.read_text()[-3000:]}")
+                        raise RuntimeError(f"the app did not start:\n{log_path.read_text()[-3000:]}") from None
                     time.sleep(0.5)
             yield RunningApp(url, server.pid)
         finally:

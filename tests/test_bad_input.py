@@ -902,7 +902,7 @@ def test_cross_validation_table_interrupted_mid_write_keeps_the_old_table(monkey
     table = models / "baseline" / "cv-subject-kfold.csv"
     table.write_text("the previous, complete table\n")
     fill_the_disk(monkeypatch)
-    with pytest.raises(Exception):
+    with pytest.raises(OSError):
         evaluate.evaluate_variant("baseline", tmp_path / "data", "subject-kfold", "cmd", n_splits=2, models_dir=models)
     monkeypatch.undo()
     assert table.read_text() == "the previous, complete table\n"

@@ -32,7 +32,7 @@ ENTRY_POINTS = ["app.py", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pag
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_entry_point_starts_with_emorec_import(entry):
     """The first import of every page and of the app is ``import emorec``."""
-    lines = [l for l in (ROOT / entry).read_text().splitlines() if l.startswith(("import ", "from "))]
+    lines = [line for line in (ROOT / entry).read_text().splitlines() if line.startswith(("import ", "from "))]
     assert lines[0].startswith("import emorec"), f"{entry}: first import is {lines[0]!r}"
 
 

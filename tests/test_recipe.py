@@ -3,6 +3,7 @@ ship, and test on a held-out set of pre-cropped faces."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
@@ -14,8 +15,7 @@ import emorec.config
 from emorec import evaluate, recipe, registry
 from emorec.config import LABELS
 from emorec.predict import EmotionRecognizer
-from emorec.train import label_indices
-from emorec.train import pretrain_fer
+from emorec.train import label_indices, pretrain_fer
 from tests.conftest import write_image
 
 
@@ -96,6 +96,30 @@ def test_finetuning_never_sees_the_fer2013_faces_held_out_for_the_mixing_choice(
     assert not {face.tobytes() for face in extra.fer_x} & {face.tobytes() for face in extra.fer_heldout_x}
     smaller = recipe.load_finetune_data(None, tmp_path, fer_faces=5)  # `--fer-faces 5`: the first 5 of the same draw
     assert np.array_equal(smaller.fer_x, extra.fer_x[:5]) and np.array_equal(smaller.fer_heldout_x, extra.fer_heldout_x)
+
+
+def test_pretraining_restart_continues_the_first_cycle(tmp_path, monkeypatch):
+    import keras
+
+    monkeypatch.setattr(emorec.config, "CACHE_DIR", tmp_path / "cache")
+    for label in ("happy", "angry", "neutral"):
+        for i in range(10):
+            write_image(tmp_path / "fer" / label / f"{label}_{i}.jpg", size=(48, 48))
+    out = tmp_path / "pretrain"
+    first = pretrain_fer(tmp_path / "fer", out, epochs=1, run_dir=tmp_path / "cycle1")
+    second = pretrain_fer(tmp_path / "fer", out, epochs=2, run_dir=tmp_path / "cycle2", restart_from=out / "pretrained.keras")
+    history = json.loads((out / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2, 3]  # one history across both cycles
+    shipped = keras.models.load_model(out / "pretrained.keras", compile=False)
+    assert all(np.array_equal(a, b) for a, b in zip(shipped.get_weights(), second.get_weights()))
+    assert not all(np.array_equal(a, b) for a, b in zip(second.get_weights(), first.get_weights()))
+
+
+def test_random_erasing_is_added_only_when_asked():
+    from emorec.train import augmentation
+
+    assert "RandomErasing" not in [type(layer).__name__ for layer in augmentation().layers]
+    assert "RandomErasing" in [type(layer).__name__ for layer in augmentation(erasing=0.5).layers]
 
 
 def test_recipe_end_to_end(tmp_path, class_folder_dataset, monkeypatch):
