@@ -41,6 +41,52 @@ def face_photo(paths: list[Path], detector) -> tuple[Path, np.ndarray, object]:
     raise DatasetError(f"No face found in any of the {len(paths)} benchmark photos; pass --data with face photos.")
 
 
+def machine() -> str:
+    """This CPU and its cores, for numbers that hold only on the machine that measured them."""
+    import os
+
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        import platform
+
+        cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
+def served_latency(name: str, models_dir: Path | None = None) -> dict:
+    """A shipped model's latency per face as the app serves it, with when and where it was
+    measured (the card fields; ``train`` and ``bench latency --write-cards`` write them)."""
+    import datetime
+
+    from emorec.config import MODELS_DIR
+    from emorec.predict import EmotionRecognizer
+
+    return {"latency_ms_per_face": EmotionRecognizer.load(name, models_dir or MODELS_DIR).latency_ms(),
+            "latency_measured": f"{datetime.date.today()}, {machine()}"}
+
+
+def bench_latency(data: Path | None = None, write_cards: bool = False, models_dir: Path | None = None) -> pd.DataFrame:
+    """Every shipped model's latency per face on this machine, as served (``--write-cards``: into
+    their cards, so the README and the Compare page compare numbers from one machine)."""
+    from emorec import registry
+    from emorec.config import MODELS_DIR
+
+    models_dir = models_dir or MODELS_DIR
+    rows = []
+    for name in registry.model_names(models_dir):
+        try:
+            measured = served_latency(name, models_dir)
+        except registry.ModelUnavailable as error:
+            rows.append({"model": name, "ms per face": None, "measured": f"unavailable: {error}"})
+            continue
+        if write_cards:
+            registry.update_card(name, measured, models_dir)
+        rows.append({"model": name, "ms per face": measured["latency_ms_per_face"], "measured": measured["latency_measured"]})
+    return pd.DataFrame(rows)
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -163,8 +209,8 @@ def bench_all(data: Path | None) -> pd.DataFrame:
     return pd.DataFrame(rows)[["measure", "value", "unit"]]
 
 
-BENCHES = {"all": bench_all, "faces": bench_faces, "predict": bench_predict}
+BENCHES = {"all": bench_all, "faces": bench_faces, "predict": bench_predict, "latency": bench_latency}
 
 
-def run(what: str, data: Path | None = None) -> pd.DataFrame:
-    return BENCHES[what](data)
+def run(what: str, data: Path | None = None, write_cards: bool = False) -> pd.DataFrame:
+    return bench_latency(data, write_cards) if what == "latency" else BENCHES[what](data)

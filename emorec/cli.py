@@ -50,7 +50,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from emorec import bench
 
-    print(bench.run(args.what, args.data).to_string(index=False))
+    if args.write_cards and args.what != "latency":
+        print("--write-cards goes with `bench latency`.", file=sys.stderr)
+        return 2
+    print(bench.run(args.what, args.data, args.write_cards).to_string(index=False))
     return 0
 
 
@@ -126,9 +129,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from emorec.registry import MODEL_FILE, ModelUnavailable, headline, model_names, read_card
+    from emorec.registry import MODEL_FILE, ModelUnavailable, headline, majority_guess, model_names, read_card, read_predictions
 
-    rows = []
+    rows, cards = [], []
     for name in model_names():
         try:
             card = read_card(name)
@@ -137,8 +140,13 @@ def cmd_models(args: argparse.Namespace) -> int:
             continue
         reported = (card.get("study_reported") or {}).get("accuracy")
         status = {} if (MODELS_DIR / name / MODEL_FILE).is_file() else {"status": f"unavailable: no {MODEL_FILE}"}
-        rows.append({"model": name, "classes": len(card.get("classes", [])), **headline(card),
+        cards.append(card)
+        rows.append({"model": name, "classes": len(card.get("classes", [])),
+                     **headline(card, read_predictions(name, "subject-kfold")),
                      "study reported (image split)": reported, **status})
+    floor = majority_guess(cards)
+    if floor:
+        rows.append({"model": "always the most frequent class", "classes": "", **floor})
     table = pd.DataFrame(rows)
     if table.empty:
         print("No models in models/.")
@@ -367,10 +375,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(run=cmd_predict)
 
     bench = commands.add_parser("bench", help="speed and memory on this machine, as a table")
-    bench.add_argument("what", nargs="?", choices=["all", "faces", "predict"], default="all",
-                       help="what to measure (default: %(default)s: everything in one table)")
+    bench.add_argument("what", nargs="?", choices=["all", "faces", "predict", "latency"], default="all",
+                       help="what to measure (default: %(default)s: everything in one table; latency: every "
+                            "shipped model per face, as served)")
     bench.add_argument("--data", type=Path, default=None,
-                       help="CK+ class folders to time on (default: ../shared/data/ckplus when present, else synthetic)")
+                       help="face photos to time on, e.g. CK+ class folders (default: ../shared/data/ckplus)")
+    bench.add_argument("--write-cards", action="store_true",
+                       help="with `latency`: record the numbers, the date and this machine in the models' cards")
     bench.set_defaults(run=cmd_bench)
     return parser
 

@@ -314,11 +314,14 @@ def sample_rows(manifest: pd.DataFrame, per_class: int, seed: int = SEED) -> pd.
 
 def label_from_name(name: str) -> str | None:
     """The expression a file name announces, as people name them: ``happy_anna.jpg``,
-    ``afraid mom.png``, ``Surprised-GF.jpeg`` (the first word that is a label or an alias)."""
-    for word in re.split(r"[^a-zA-Z]+", Path(name).stem):
-        label = LABEL_ALIASES.get(word.lower())
-        if label:
-            return label
+    ``afraid mom.png``, ``Surprised-GF.jpeg`` (the first word that is a label or an alias); else
+    the class folder it lies in (``happy/anna.jpg``, nearest folder first)."""
+    path = Path(name)
+    for part in (path.stem, *(parent.name for parent in path.parents)):
+        for word in re.split(r"[^a-zA-Z]+", part):
+            label = LABEL_ALIASES.get(word.lower())
+            if label:
+                return label
     return None
 
 

@@ -110,6 +110,17 @@ def scores(predictions: pd.DataFrame, classes: tuple[str, ...]) -> dict:
     }
 
 
+def served_emotion_accuracy(predictions: pd.DataFrame) -> dict:
+    """Accuracy on the emotion frames with the argmax over all eight classes, as the app answers
+    (an emotion called neutral is wrong): what the 7-emotion protocol, which ignores the neutral
+    score, does not show. Mean ± std over folds and pooled."""
+    subset = predictions[predictions["label"].isin(EMOTIONS)]
+    right = pd.Series(predicted_labels(subset, LABELS) == subset["label"].to_numpy(), index=subset.index)
+    per_fold = right.groupby(subset["fold"]).mean()
+    return {"mean": round(float(per_fold.mean()), 4), "std": round(float(per_fold.std(ddof=0)), 4),
+            "pooled": round(float(right.mean()), 4), "images": int(len(subset))}
+
+
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
     """ECE: the gap between confidence and accuracy, averaged over confidence bins."""
     confidence = probabilities.max(axis=1)
@@ -171,6 +182,7 @@ def summarize(predictions: pd.DataFrame, protocol: str) -> dict:
         "description": PROTOCOLS[protocol],
         "classes_8": scores(predictions, LABELS),
         "emotions_7": scores(predictions, EMOTIONS),
+        "emotions_7_served": served_emotion_accuracy(predictions),
         "ece": expected_calibration_error(probabilities, labels),
     }
 

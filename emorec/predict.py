@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import functools
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,18 @@ class EmotionRecognizer:
             probabilities = self._forward(crops).numpy().astype(np.float64)
         return apply_temperature(probabilities, self.temperature) if self.temperature != 1.0 else probabilities
 
+    def latency_ms(self, repeats: int = 50) -> float:
+        """Median milliseconds to classify one face as the app does (this model file, the mirror
+        image when the card asks for it, the temperature), after warm-up."""
+        face = np.zeros((1, *self.input_shape), np.float32)
+        self.classify(face)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            self.classify(face)
+            times.append(time.perf_counter() - started)
+        return round(1000 * float(np.median(times)), 2)
+
     def faces_of(self, image: np.ndarray, whole_image: bool = False, detector: FaceDetector | None = None) -> list[Face]:
         """The faces this model classifies: detected faces, or the whole image when asked for (or
         when the model reads whole frames)."""
@@ -134,13 +147,6 @@ class EmotionRecognizer:
         """Every face of an RGB uint8 image (see ``emorec.images.load_image``), in reading order."""
         return self.predict_faces(image, self.faces_of(image, whole_image))
 
-    def predict_batch(self, images: list[np.ndarray], whole_image: bool = False) -> list[list[FacePrediction]]:
-        """Several images, their faces classified in one batch."""
-        faces = [self.faces_of(image, whole_image) for image in images]
-        crops = [self.crop(image, face) for image, image_faces in zip(images, faces) for face in image_faces]
-        probabilities = iter(self.classify(np.stack(crops)) if crops else [])
-        return [[self._prediction(face, next(probabilities)) for face in image_faces] for image_faces in faces]
-
 
 @dataclass(frozen=True)
 class PhotoResult:
@@ -151,6 +157,14 @@ class PhotoResult:
     faces: list[Face]
     predictions: dict[str, list[FacePrediction]]
     whole_image: bool
+    whole_frame_models: frozenset[str] = frozenset()  # models that answered once for the whole photo
+
+    def face_rows(self, photo: str) -> list[dict]:
+        """One row per face and model (what a results table or CSV holds)."""
+        return [{"photo": photo, "face": index + 1, "box": " ".join(map(str, face.box)), "model": name,
+                 "predicted": preds[index].label, "confidence": round(preds[index].probabilities[preds[index].label], 4),
+                 "sure": preds[index].sure, "whole photo": name in self.whole_frame_models or self.whole_image}
+                for index, face in enumerate(self.faces) for name, preds in self.predictions.items()]
 
     def main_face_rows(self, photo: str, expected: str | None) -> list[dict]:
         """One row per model for the photo's largest face (what a labelled photo is about)."""
@@ -163,8 +177,12 @@ class PhotoResult:
                  "faces": len(self.faces)} for name, preds in self.predictions.items()]
 
     def disagreements(self, face_index: int) -> dict[str, str]:
-        """Model name -> label for one face, when the models do not all agree (else empty)."""
-        labels = {name: preds[face_index].label for name, preds in self.predictions.items()}
+        """Model name -> label for one face, when the models do not all agree (else empty). In a
+        photo of several faces, a whole-frame model's one answer is about none of them in particular:
+        only the face models count there."""
+        judges = {name: preds for name, preds in self.predictions.items()
+                  if len(self.faces) == 1 or name not in self.whole_frame_models}
+        labels = {name: preds[face_index].label for name, preds in judges.items()}
         return labels if len(set(labels.values())) > 1 else {}
 
 
@@ -186,7 +204,7 @@ def classify_photo(image: np.ndarray, recognizers: dict[str, EmotionRecognizer],
     """Detect once, then let every model classify every face (the detect -> crop -> classify
     pipeline, shared between models)."""
     faces = [whole_image_face(image)] if whole_image else (detector or shared_detector()).detect(image)
-    predictions = {}
+    predictions, whole_frame = {}, frozenset(name for name, r in recognizers.items() if not r.face_crop)
     for name, recognizer in recognizers.items():
         if not faces:
             predictions[name] = []
@@ -195,4 +213,4 @@ def classify_photo(image: np.ndarray, recognizers: dict[str, EmotionRecognizer],
         else:
             whole = recognizer.predict_faces(image, [whole_image_face(image)])[0]
             predictions[name] = [whole] * len(faces)
-    return PhotoResult(faces, predictions, whole_image)
+    return PhotoResult(faces, predictions, whole_image, whole_frame)

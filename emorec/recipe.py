@@ -345,7 +345,8 @@ def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | N
     from emorec import registry
     from emorec.config import FaceDefaults
     from emorec.data import dataset_summary
-    from emorec.train import measure_latency_ms, save_model
+    from emorec.bench import served_latency
+    from emorec.train import save_model
 
     manifest, x = ckplus_inputs(ckplus_dir)
     extra = load_finetune_data(ck48_dir, fer_train_dir, fer_faces)
@@ -371,7 +372,7 @@ def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | N
     if cross_validated:
         publish_cross_validation(runs, models_dir)
     variant = VARIANTS["emorec"]
-    return registry.update_card("emorec", {
+    registry.update_card("emorec", {
         "description": variant.description,
         "variant": "emorec",
         "classes": list(LABELS),
@@ -389,6 +390,6 @@ def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | N
                      "weight_mixing": f"{share:g} x fine-tuned + {1 - share:g} x pretrained weights (WiSE-FT), {source}",
                      "pretraining": f"{pretrained_epochs(models_dir)} epochs on FER2013 train (models/emorec/pretrain)"},
         "weight_mixing": share,
-        "latency_ms_per_face": measure_latency_ms(model, INPUT_SHAPE),
         "commands": {"train": command},
     }, models_dir)
+    return registry.update_card("emorec", served_latency("emorec", models_dir), models_dir)

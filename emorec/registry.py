@@ -90,10 +90,13 @@ def training_stats(models_dir: Path = MODELS_DIR) -> dict[str, dict]:
     return stats
 
 
-def headline(card: dict) -> dict:
-    """The numbers a model is known by: subject-independent CK+ accuracy (7 and 8 classes), the
-    image-level folds the 2019 study used (to show what they inflate), FER2013 PublicTest
-    accuracy, latency and size."""
+def headline(card: dict, predictions=None) -> dict:
+    """The numbers a model is known by: subject-independent CK+ accuracy (7 and 8 classes; with
+    its ``predictions`` by subject, also the emotion frames scored as the app answers, neutral
+    included), the image-level folds the 2019 study used (to show what they inflate), FER2013
+    PublicTest accuracy, latency and size."""
+    from emorec.evaluate import served_emotion_accuracy
+
     subject = card.get("evaluation", {}).get("subject-kfold", {})
     image = card.get("evaluation", {}).get("image-kfold", {})
     fer = card.get("evaluation", {}).get("fer2013-publictest", {})
@@ -103,12 +106,34 @@ def headline(card: dict) -> dict:
 
     return {
         "CK+ 7 emotions": accuracy(subject.get("emotions_7", {})),
+        "CK+ emotion frames, 8-way": None if predictions is None else served_emotion_accuracy(predictions)["mean"],
         "CK+ 8 classes": accuracy(subject.get("classes_8", {})),
         "CK+ 8 classes, image folds": accuracy(image.get("classes_8", {})),
         "FER2013 PublicTest": fer.get("accuracy") if fer else None,
         "latency ms/face": card.get("latency_ms_per_face"),
         "size MB": round(card["file_size_bytes"] / 1e6, 2) if card.get("file_size_bytes") else None,
     }
+
+
+def majority_guess(cards) -> dict:
+    """What always answering a test set's most frequent class scores, per headline column (from the
+    class supports the cards record): the floor a model has to clear, e.g. 64 % "neutral" on CK+."""
+    def share(block: dict | None) -> float | None:
+        supports = [c["support"] for c in (block or {}).get("per_class", {}).values()]
+        return round(max(supports) / sum(supports), 4) if supports else None
+
+    floor: dict[str, float] = {}
+    for card in cards:
+        evaluation = card.get("evaluation", {})
+        subject, image = evaluation.get("subject-kfold", {}), evaluation.get("image-kfold", {})
+        for column, block in (("CK+ 7 emotions", subject.get("emotions_7")),
+                              ("CK+ emotion frames, 8-way", subject.get("emotions_7")),
+                              ("CK+ 8 classes", subject.get("classes_8")),
+                              ("CK+ 8 classes, image folds", image.get("classes_8")),
+                              ("FER2013 PublicTest", evaluation.get("fer2013-publictest"))):
+            if column not in floor and share(block) is not None:
+                floor[column] = share(block)
+    return floor
 
 
 def _percent(value: float | None) -> str:
@@ -123,7 +148,8 @@ def card_markdown(card: dict) -> str:
                        ("parameters", "Parameters"), ("file_size_bytes", "File size (bytes)"),
                        ("temperature", "Temperature"), ("threshold", "\"Not sure\" below confidence"),
                        ("tta_flip", "Averages the face and its mirror image"),
-                       ("latency_ms_per_face", "CPU latency per face (ms)")):
+                       ("latency_ms_per_face", "CPU latency per face (ms, as served)"),
+                       ("latency_measured", "Latency measured on")):
         if key in card:
             value = ", ".join(card[key]) if key == "classes" else card[key]
             lines.append(f"| {label} | {value} |")

@@ -20,6 +20,9 @@ folder = st.text_input(
     help="Set EMOREC_DATA to change the default. Class folders, the official CK+ layout and the FER2013 CSV are understood.",
 )
 path = Path(folder).expanduser()
+if st.button("Reload", help="Read the folder again (after adding or removing images inside a class folder)."):
+    load_manifest.clear()
+    image_sizes.clear()
 
 
 def show_dataset(manifest: pd.DataFrame) -> None:
@@ -92,7 +95,8 @@ try:
     mtime = modified(path)
     manifest = load_manifest(str(path), mtime) if mtime is not None else data.load_dataset(path)
 except data.DatasetError as error:
-    st.warning(str(error).split("\n")[0])
+    st.warning(str(error).split("\n")[0] + f"  \n(Looked in `{path.resolve()}`; set `EMOREC_DATA` to open another folder "
+               "by default.)")
     show_training_data()
 else:
     show_dataset(manifest)

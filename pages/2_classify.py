@@ -32,7 +32,9 @@ min_face = FaceDefaults.min_small_face if small_faces else None
 
 
 def probability_table(result, face_index: int) -> pd.DataFrame:
-    return pd.DataFrame({name: preds[face_index].probabilities for name, preds in result.predictions.items()})
+    """Every model's probabilities for one face; a whole-frame model's column says it saw the whole photo."""
+    return pd.DataFrame({name + (" (whole photo)" if name in result.whole_frame_models else ""): preds[face_index].probabilities
+                         for name, preds in result.predictions.items()})
 
 
 def show_face(image, result, index: int, key: str) -> None:
@@ -58,13 +60,14 @@ def show_face(image, result, index: int, key: str) -> None:
     if unsure:
         st.caption("Not sure (top probability below the model's threshold): " + ", ".join(unsure))
     why = st.expander(f"Why did {default_model} say {prediction.label}?", key=f"why-{key}-{index}", on_change="rerun")
-    if why.open:  # the occlusion map costs a few hundred model calls: only when asked for
+    if why.open:  # the occlusion map classifies a few hundred masked copies of the face: only when asked for
         heat = occlusion_map(chosen.classify, crop, chosen.classes.index(prediction.label))
         why.image(overlay(crop, heat), caption="Red: regions whose hiding lowers this answer most (occlusion).", width=220)
 
 
-def show_photo(name: str, data: bytes, slot: int) -> None:
-    """One photo (``slot``: its place among the uploads, so the same file twice gets its own widgets)."""
+def show_photo(name: str, data: bytes, slot: int) -> list[dict]:
+    """One photo (``slot``: its place among the uploads, so the same file twice gets its own widgets);
+    returns its rows for the results table (one per face and model)."""
     digest = hashlib.sha1(data).hexdigest()
     key = f"{slot}-{digest}"
     st.subheader(name)
@@ -72,7 +75,7 @@ def show_photo(name: str, data: bytes, slot: int) -> None:
         image = load_image(data, name)
     except ImageError as error:
         st.error(str(error))
-        return
+        return []
     whole = st.session_state.get(f"whole-{key}", False)
     result = classify(image, digest, tuple(recognizers), whole, min_face)
     if not result.faces:
@@ -81,7 +84,7 @@ def show_photo(name: str, data: bytes, slot: int) -> None:
         if st.button("Classify the whole image as one face", key=f"whole-button-{key}"):
             st.session_state[f"whole-{key}"] = True
             st.rerun()
-        return
+        return []
     default_predictions = result.predictions[default_model]
     captions = [f"{i + 1} {p.label} {p.probabilities[p.label]:.0%}" for i, p in enumerate(default_predictions)]
     st.image(draw_faces(image, [f.box for f in result.faces], captions, [p.sure for p in default_predictions]),
@@ -89,6 +92,7 @@ def show_photo(name: str, data: bytes, slot: int) -> None:
              width="stretch" if image.shape[1] > 900 else "content")
     for index in range(len(result.faces)):
         show_face(image, result, index, key)
+    return result.face_rows(name)
 
 
 photos_tab, batch_tab = st.tabs(["Photos", "Batch with expected labels"])
@@ -100,13 +104,23 @@ with photos_tab:
     if not photos:
         st.caption("Upload JPEG, PNG, WebP, BMP, TIFF or GIF photos, or take one with the camera. Nothing leaves this machine.")
     bar = st.progress(0.0, text="Classifying…") if len(photos) > 1 else None
+    summary = st.container()  # above the photos, filled once they are all classified
+    rows = []
     for done, (name, data) in enumerate(photos, start=1):
         try:
-            show_photo(name, data, done)
+            rows += show_photo(name, data, done)
         except Exception as error:  # one photo must never take the page down
             st.error(f"{name} could not be processed: {type(error).__name__}: {error}")
         if bar:
             bar.progress(done / len(photos), text=f"Classified {done} of {len(photos)}")
+    if rows:
+        table = pd.DataFrame(rows)
+        summary.markdown(f"**All faces** ({table[['photo', 'face']].drop_duplicates().shape[0]} in {len(photos)} photo(s))")
+        summary.dataframe(table, hide_index=True)
+        csv, js = summary.columns(2)
+        csv.download_button("Download (CSV)", table.to_csv(index=False), "emorec-faces.csv", "text/csv")
+        js.download_button("Download (JSON)", table.to_json(orient="records", indent=1), "emorec-faces.json",
+                           "application/json")
 
 
 def batch_sources() -> list[tuple[str, bytes]]:

@@ -20,7 +20,7 @@ st.title("🎥 Live webcam")
 st.caption("Press START and allow the camera. Frames are processed on this machine; nothing is recorded. "
            "No camera, or the browser refuses it? Take a photo on the **Classify** page instead.")
 
-recognizers_by_name, main = model_picker()
+recognizers_by_name, main = model_picker(several=False)
 interval = st.slider("Classify every … seconds (faces are tracked in between)", 0.05, 1.0, LIVE_CLASSIFY_EVERY, 0.05)
 
 # One queue per browser session: the video thread puts the newest LiveStats, the page reads it.

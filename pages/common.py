@@ -88,9 +88,10 @@ def recognizers():
     return load_models(str(config.MODELS_DIR))
 
 
-def model_picker() -> tuple[dict, str]:
+def model_picker(several: bool = True) -> tuple[dict, str]:
     """Which models to run and which one leads (boxes, crops, explanations); stops the page with a
-    clear message when no model is usable."""
+    clear message when no model is usable. emorec's own model is the default; the study's variants
+    are one click away (``several=False``: one model only, as the live video runs one)."""
     available, unavailable = recognizers()
     for name, reason in unavailable.items():
         st.warning(f"Model **{name}** is unavailable: {reason}")
@@ -99,8 +100,13 @@ def model_picker() -> tuple[dict, str]:
         st.stop()
     names = list(available)
     default = DEFAULT_MODEL if DEFAULT_MODEL in available else names[0]
+    if not several:
+        main = st.selectbox("Model", names, index=names.index(default))
+        return {main: available[main]}, main
     left, right = st.columns(2)
-    chosen = left.multiselect("Models", names, default=names)
+    chosen = left.multiselect("Models", names, default=[default] if default == DEFAULT_MODEL else names,
+                              help=f"{DEFAULT_MODEL} is the best shipped model; add the study's variants to see "
+                                   "them side by side on your photos (the Compare page has their scores).")
     if not chosen:
         st.info("Choose at least one model.")
         st.stop()

@@ -116,6 +116,9 @@ def test_train_a_configuration_from_the_tuning_page(monkeypatch, tmp_path, class
     card = json.loads((models / name / "card.json").read_text())
     assert card["face_crop"] is False and card["training"]["params"]["optimizer"] in {"Adam", "Nadam", "RMSprop", "SGD"}
     assert card["training"]["params"]["lr"] < 0.1  # Talos's normalised units converted
+    held_out = card["evaluation"]["subject-holdout"]
+    assert 0 < held_out["majority_class"] <= 1 and "macro-F1" in app.success[0].value
+    assert card["latency_ms_per_face"] > 0 and "cores" in card["latency_measured"]  # the saved model, as served
 
 
 def test_compare_page_reads_the_shipped_cards(monkeypatch, tmp_path):

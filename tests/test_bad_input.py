@@ -360,7 +360,8 @@ def test_bad_upload_is_an_inline_error(uploaded, name):
 
 def test_bad_uploads_do_not_stop_the_good_one(uploaded):
     assert [s.value for s in uploaded.subheader][-1] == "astronaut.jpg"
-    assert len(uploaded.error) == len(BAD_UPLOADS) and len(uploaded.dataframe) == 1
+    assert len(uploaded.error) == len(BAD_UPLOADS) and len(uploaded.dataframe) == 2  # its probabilities and the table
+    assert set(uploaded.dataframe[0].value["photo"]) == {"astronaut.jpg"}  # the table holds the one readable photo
 
 
 def without_uploads(app: AppTest) -> AppTest:

@@ -57,8 +57,11 @@ def test_page_lists_models_and_explains_unavailable_ones(classify_page):
 def test_one_photo_with_a_face(classify_page):
     app = upload(classify_page, ("astronaut.jpg", ASTRONAUT))
     assert [s.value for s in app.subheader] == ["astronaut.jpg"]
-    tables = [d.value for d in app.dataframe]
-    assert tables and list(tables[0].columns) == ["tiny", "tiny_whole"] and len(tables[0]) == 8
+    summary, probabilities = [d.value for d in app.dataframe]
+    assert list(probabilities.columns) == ["tiny", "tiny_whole (whole photo)"] and len(probabilities) == 8
+    assert list(summary["model"]) == ["tiny", "tiny_whole"] and list(summary["whole photo"]) == [False, True]
+    assert (summary["photo"] == "astronaut.jpg").all() and (summary["face"] == 1).all()
+    assert [b.label for b in app.get("download_button")] == ["Download (CSV)", "Download (JSON)"]
     assert not app.error
 
 
@@ -67,14 +70,14 @@ def test_no_face_offers_the_whole_image(classify_page):
     assert any("No face found in wall.jpg" in i.value for i in app.info)
     app.button(key=next(b.key for b in app.button if b.key and b.key.startswith("whole-button"))).click().run()
     assert not app.exception
-    assert len(app.dataframe) == 1  # now classified as one face
+    assert len(app.dataframe) == 2  # now classified as one face: its probabilities and the results table
 
 
 def test_corrupt_file_is_an_inline_error_and_others_still_run(classify_page):
     app = upload(classify_page, ("broken.jpg", CORRUPT), ("astronaut.jpg", ASTRONAUT), ("wall.jpg", BLANK))
     assert [s.value for s in app.subheader] == ["broken.jpg", "astronaut.jpg", "wall.jpg"]
     assert len(app.error) == 1 and "broken.jpg" in app.error[0].value
-    assert len(app.dataframe) == 1 and any("No face found" in i.value for i in app.info)
+    assert len(app.dataframe) == 2 and any("No face found" in i.value for i in app.info)
 
 
 def test_camera_photo(classify_page):
@@ -83,7 +86,7 @@ def test_camera_photo(classify_page):
     app.camera_input[0].upload("photo.jpg", ASTRONAUT, "image/jpeg").run()
     assert not app.exception
     assert "camera photo" in [s.value for s in app.subheader]
-    assert len(app.dataframe) == 1
+    assert len(app.dataframe) == 2
 
 
 def test_batch_with_labels_from_file_names(classify_page):

@@ -177,6 +177,8 @@ def test_zip_and_labels_csv_errors(tmp_path: Path):
         data.expected_labels_csv('a.jpg,"' + "x" * 200_000 + "\n")
     assert data.expected_labels_csv("file,label\nanna.jpg,happy\n") == {"anna.jpg": "happiness"}
     assert data.label_from_name("afraid mom.png") == "fear" and data.label_from_name("IMG_001.jpg") is None
+    assert data.label_from_name("sad/IMG_001.jpg") == "sadness"  # class folders, as the Compare page asks for
+    assert data.label_from_name("happy/angry_anna.jpg") == "anger"  # the file's own name first
 
 
 def test_labels_are_the_studys_eight():

@@ -89,9 +89,46 @@ def test_headline_numbers_of_a_card():
     card = {"evaluation": {"subject-kfold": {"classes_8": block(0.5), "emotions_7": block(0.4)},
                            "image-kfold": {"classes_8": block(0.7)}, "fer2013-publictest": {"accuracy": 0.3}},
             "latency_ms_per_face": 2.5, "file_size_bytes": 3_000_000}
-    assert registry.headline(card) == {"CK+ 7 emotions": 0.4, "CK+ 8 classes": 0.5, "CK+ 8 classes, image folds": 0.7,
-                                       "FER2013 PublicTest": 0.3, "latency ms/face": 2.5, "size MB": 3.0}
+    assert registry.headline(card) == {"CK+ 7 emotions": 0.4, "CK+ emotion frames, 8-way": None, "CK+ 8 classes": 0.5,
+                                       "CK+ 8 classes, image folds": 0.7, "FER2013 PublicTest": 0.3,
+                                       "latency ms/face": 2.5, "size MB": 3.0}
     assert set(registry.headline({}).values()) == {None}  # a card with nothing measured yet
+
+
+def test_emotion_frames_scored_as_served_count_neutral_answers_wrong():
+    # Fold 0: an angry face the model calls neutral (right only if neutral is ignored); fold 1: right.
+    predictions = pd.DataFrame({"fold": [0, 0, 1], "label": ["anger", "neutral", "happiness"],
+                                **{c: [0.0] * 3 for c in LABELS}})
+    predictions.loc[0, ["neutral", "anger"]] = [0.6, 0.4]
+    predictions.loc[1, "neutral"] = 1.0
+    predictions.loc[2, "happiness"] = 1.0
+    assert evaluate.scores(predictions, LABELS[1:])["accuracy"]["pooled"] == 1.0
+    served = evaluate.served_emotion_accuracy(predictions)
+    assert served == {"mean": 0.5, "std": 0.5, "pooled": 0.5, "images": 2}
+    assert registry.headline({}, predictions)["CK+ emotion frames, 8-way"] == 0.5
+
+
+def test_majority_guess_is_the_floor_from_class_supports():
+    support = lambda **counts: {"per_class": {c: {"support": n} for c, n in counts.items()}}  # noqa: E731
+    cards = [{"evaluation": {"subject-kfold": {"classes_8": support(neutral=6, anger=2), "emotions_7": support(anger=2, fear=1)}}},
+             {"evaluation": {"fer2013-publictest": support(happiness=1, sadness=3)}}]
+    assert registry.majority_guess(cards) == {"CK+ 7 emotions": 0.6667, "CK+ emotion frames, 8-way": 0.6667,
+                                              "CK+ 8 classes": 0.75, "FER2013 PublicTest": 0.75}
+
+
+def test_bench_latency_measures_every_shipped_model_as_served(tmp_path):
+    from emorec import bench
+
+    ship_tiny_model(tmp_path, "plain")
+    ship_tiny_model(tmp_path, "flipped")
+    registry.update_card("flipped", {"tta_flip": True}, tmp_path)
+    (tmp_path / "card_only").mkdir()
+    (tmp_path / "card_only" / "card.json").write_text('{"classes": ["happiness"], "input_shape": [48, 48, 1]}')
+    table = bench.bench_latency(write_cards=True, models_dir=tmp_path).set_index("model")
+    assert table.loc["plain", "ms per face"] > 0 and table.loc["flipped", "ms per face"] > 0
+    assert "unavailable" in table.loc["card_only", "measured"]
+    card = registry.read_card("flipped", tmp_path)
+    assert card["latency_ms_per_face"] == table.loc["flipped", "ms per face"] and "cores" in card["latency_measured"]
 
 
 def test_folds_protocols(class_folder_dataset):
@@ -129,9 +166,6 @@ def test_recognizer_predicts_faces_and_whole_images(tmp_path):
     json.dumps(face)
     whole = recognizer.predict(astronaut, whole_image=True)
     assert whole[0].box == [0, 0, 512, 512]
-    batch = recognizer.predict_batch([astronaut, np.zeros((100, 100, 3), np.uint8)])
-    assert [len(b) for b in batch] == [1, 0]
-    assert batch[0][0].probabilities == pytest.approx(faces[0].probabilities, abs=1e-5)
 
 
 def test_temperature_softens_probabilities(tmp_path):
@@ -311,3 +345,22 @@ def test_flip_averaging_is_the_mean_of_face_and_mirror():
     averaged = EmotionRecognizer("asymmetric", model, {**card, "tta_flip": True}).classify(crops)
     assert not np.allclose(one_pass, model.predict(mirrored, verbose=0), atol=1e-3)
     assert np.allclose(averaged, (model.predict(crops, verbose=0) + model.predict(mirrored, verbose=0)) / 2, atol=1e-5)
+
+
+def test_photo_result_rows_and_disagreements_per_face():
+    from emorec.faces import Face
+    from emorec.predict import FacePrediction, PhotoResult
+
+    def said(label):
+        return FacePrediction([0, 0, 1, 1], 1.0, label, {label: 0.9, "neutral": 0.1}, True)
+
+    faces = [Face((0, 0, 10, 10), 0.99, {}), Face((20, 0, 10, 10), 0.98, {})]
+    group = PhotoResult(faces, {"crops": [said("happiness"), said("neutral")], "frame": [said("anger")] * 2},
+                        False, frozenset({"frame"}))
+    assert group.disagreements(0) == {} and group.disagreements(1) == {}  # the frame model spoke of no face in particular
+    alone = PhotoResult(faces[:1], {"crops": [said("happiness")], "frame": [said("anger")]}, False, frozenset({"frame"}))
+    assert alone.disagreements(0) == {"crops": "happiness", "frame": "anger"}
+    rows = group.face_rows("party.jpg")
+    assert [(r["face"], r["model"], r["predicted"], r["whole photo"]) for r in rows] == [
+        (1, "crops", "happiness", False), (1, "frame", "anger", True), (2, "crops", "neutral", False), (2, "frame", "anger", True)]
+    assert rows[0]["box"] == "0 0 10 10" and rows[0]["confidence"] == 0.9
