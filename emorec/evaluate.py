@@ -134,17 +134,20 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
     return round(float(ece), 4)
 
 
-def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature T minimising the negative log-likelihood of softmax(log p / T)."""
+def fit_temperature(probabilities: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None) -> float:
+    """The temperature T minimising the negative log-likelihood of softmax(log p / T); with
+    ``groups`` (e.g. the domain of each face), every group weighs the same however many rows it has."""
     from scipy.optimize import minimize_scalar
 
     logits = np.log(np.clip(probabilities, 1e-12, 1.0))
+    groups = np.zeros(len(labels)) if groups is None else np.asarray(groups)
+    weights = 1 / pd.Series(groups).map(pd.Series(groups).value_counts()).to_numpy()
 
     def nll(temperature: float) -> float:
         scaled = logits / temperature
         scaled -= scaled.max(axis=1, keepdims=True)
         log_probs = scaled - np.log(np.exp(scaled).sum(axis=1, keepdims=True))
-        return float(-log_probs[np.arange(len(labels)), labels].mean())
+        return float(-(weights * log_probs[np.arange(len(labels)), labels]).sum() / weights.sum())
 
     return round(float(minimize_scalar(nll, bounds=(0.25, 10.0), method="bounded").x), 4)
 
@@ -163,14 +166,22 @@ def with_temperature(predictions: pd.DataFrame, temperature: float) -> pd.DataFr
     return scaled
 
 
-def cross_fitted_calibration_error(probabilities: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> float:
-    """ECE after temperature scaling, each fold scaled by a temperature fitted on the other folds:
-    measured on the predictions a temperature was fitted on, the ECE would flatter it."""
+def cross_fitted(probabilities: np.ndarray, labels: np.ndarray, folds: np.ndarray,
+                 groups: np.ndarray | None = None) -> np.ndarray:
+    """Each fold's probabilities scaled by a temperature fitted on the other folds (see
+    ``fit_temperature`` for ``groups``): an ECE measured on the very predictions a temperature was
+    fitted on would flatter it."""
     scaled = np.empty_like(probabilities)
     for fold in np.unique(folds):
         inside = folds == fold
-        scaled[inside] = apply_temperature(probabilities[inside], fit_temperature(probabilities[~inside], labels[~inside]))
-    return expected_calibration_error(scaled, labels)
+        temperature = fit_temperature(probabilities[~inside], labels[~inside], None if groups is None else groups[~inside])
+        scaled[inside] = apply_temperature(probabilities[inside], temperature)
+    return scaled
+
+
+def cross_fitted_calibration_error(probabilities: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> float:
+    """ECE after temperature scaling, cross-fitted over ``folds`` (see ``cross_fitted``)."""
+    return expected_calibration_error(cross_fitted(probabilities, labels, folds), labels)
 
 
 def summarize(predictions: pd.DataFrame, protocol: str) -> dict:
@@ -285,7 +296,9 @@ def predictions_frame(probabilities: np.ndarray, manifest: pd.DataFrame, fold: i
 
 def evaluate_holdout(name: str, data_dir: Path, command: str, models_dir: Path) -> dict:
     """A shipped model on a dataset of pre-cropped faces it never trained on (FER2013 PublicTest):
-    accuracy and macro-F1 over the dataset's own classes (FER2013 has no contempt)."""
+    accuracy and macro-F1 over the dataset's own classes (FER2013 has no contempt), and whether its
+    temperature, fitted on CK+, also makes these probabilities honest (calibration error with and
+    without it, over the same classes)."""
     from emorec import registry
     from emorec.crops import cached_model_inputs
     from emorec.data import load_dataset
@@ -297,8 +310,17 @@ def evaluate_holdout(name: str, data_dir: Path, command: str, models_dir: Path) 
     probabilities = np.concatenate([recognizer.classify(x[i:i + 512]) for i in range(0, len(x), 512)])
     classes = tuple(label for label in recognizer.classes if label in set(manifest["label"]))
     result = scores(predictions_frame(probabilities, manifest), classes)
+    present = [recognizer.classes.index(c) for c in classes]
+    labels = np.array([classes.index(label) for label in manifest["label"]])
+
+    def calibration_error(served: np.ndarray) -> float:
+        among = served[:, present] / served[:, present].sum(axis=1, keepdims=True)
+        return expected_calibration_error(among, labels)
+
     summary = {"description": f"{data_dir}: pre-cropped faces never trained on, argmax over the dataset's classes",
                "accuracy": result["accuracy"]["pooled"], "macro_f1": result["macro_f1"]["pooled"],
+               "ece": calibration_error(probabilities),
+               "ece_without_temperature": calibration_error(apply_temperature(probabilities, 1 / recognizer.temperature)),
                "per_class": result["per_class"], "confusion_matrix": result["confusion_matrix"],
                "classes": result["classes"], "images": result["images"], "command": command}
     registry.update_card(name, {"evaluation": {"fer2013-publictest": summary}}, models_dir)

@@ -164,11 +164,16 @@ def choose_share(table: pd.DataFrame) -> float:
 @dataclass(frozen=True)
 class MixingScan:
     """Every share of ``MIXING_GRID`` applied to every fold's network: the fold's CK+ test
-    probabilities and the network's accuracy on FER2013's held-out faces."""
+    probabilities and the network's accuracy (and probabilities) on FER2013's held-out faces."""
 
     probabilities: dict[float, list[np.ndarray]]  # share -> one (test images, classes) array per fold
     labels: list[np.ndarray]  # per fold
     fer_accuracy: np.ndarray  # (shares, folds); NaN without FER2013
+    fer_probabilities: dict[float, list[np.ndarray]] | None = None  # share -> one (held-out faces, classes) per fold
+
+    def fer_heldout(self, shares: list[float]) -> np.ndarray:
+        """FER2013's held-out faces as each fold's network at its share sees them, folds stacked."""
+        return np.concatenate([self.fer_probabilities[share][k] for k, share in enumerate(shares)])
 
     def table(self, folds: list[int] | None = None) -> pd.DataFrame:
         """Per share: CK+ accuracy pooled over ``folds`` (default all), 8 classes and 7 emotions,
@@ -201,16 +206,54 @@ def mixing_scan(pretrained: Path, folds: list[tuple[Path, np.ndarray]], x: np.nd
     finetuned, model = keras.models.clone_model(base), keras.models.clone_model(base)
     fer_classes = tuple(LABELS[i] for i in np.unique(extra.fer_heldout_y))  # argmax without contempt
     probabilities = {share: [] for share in MIXING_GRID}
+    fer_probabilities = {share: [] for share in MIXING_GRID}
     fer_accuracy = np.full((len(MIXING_GRID), len(folds)), np.nan)
     for k, (fold_dir, rows) in enumerate(progress(folds)):
         finetuned.load_weights(fold_dir / FINETUNED_WEIGHTS)
         for i, share in enumerate(MIXING_GRID):
             predict = flip_averaged(mixed(base, finetuned, share, into=model))
             probabilities[share].append(predict(x[rows]))
-            if fer_classes and (share > 0 or k == 0):  # share 0 is the pretrained network in every fold
-                fer_accuracy[i, k] = accuracy(predict(extra.fer_heldout_x), extra.fer_heldout_y, fer_classes)
+            if fer_classes:
+                if share > 0 or k == 0:  # share 0 is the pretrained network in every fold
+                    fer_probabilities[share].append(predict(extra.fer_heldout_x))
+                    fer_accuracy[i, k] = accuracy(fer_probabilities[share][-1], extra.fer_heldout_y, fer_classes)
+                else:
+                    fer_probabilities[share].append(fer_probabilities[share][0])
     fer_accuracy[0, :] = fer_accuracy[0, 0]
-    return MixingScan(probabilities, [y[rows] for _, rows in folds], fer_accuracy)
+    return MixingScan(probabilities, [y[rows] for _, rows in folds], fer_accuracy,
+                      fer_probabilities if fer_classes else None)
+
+
+def calibrate(scan: MixingScan, fold_shares: list[float], probabilities: np.ndarray, labels: np.ndarray,
+              fold_of: np.ndarray, fer_labels: np.ndarray) -> dict:
+    """The temperature the app serves, fitted on what the folds' networks (at their shares) said
+    of faces they never trained on: the CK+ test subjects, and FER2013's held-out faces in the wild,
+    each domain weighing half (posed CK+ alone asks for sharper probabilities than photos of friends
+    bear). Calibration error before and after, cross-fitted (each fold scaled by the other folds' fit)."""
+    from emorec.evaluate import apply_temperature, cross_fitted, expected_calibration_error, fit_temperature
+
+    ckplus = {"ece_before": expected_calibration_error(probabilities, labels)}
+    if scan.fer_probabilities is None:  # CK+ only
+        temperature = fit_temperature(probabilities, labels)
+        ckplus["ece_after"] = expected_calibration_error(cross_fitted(probabilities, labels, fold_of), labels)
+        return {"temperature": temperature, "fitted_on": "out-of-fold CK+ predictions (subject-kfold)", **ckplus,
+                "ece_after_measured": "each fold scaled by a temperature fitted on the other folds",
+                "ece_after_in_sample": expected_calibration_error(apply_temperature(probabilities, temperature), labels)}
+    fer = scan.fer_heldout(fold_shares)
+    fer_y = np.tile(fer_labels, len(fold_shares))
+    both, both_y = np.concatenate([probabilities, fer]), np.concatenate([labels, fer_y])
+    both_folds = np.concatenate([fold_of, np.repeat(np.arange(len(fold_shares)), len(fer_labels))])
+    domain = np.repeat(["ckplus", "fer2013"], [len(labels), len(fer_y)])
+    temperature = fit_temperature(both, both_y, domain)
+    scaled = cross_fitted(both, both_y, both_folds, domain)
+    on_ckplus, on_fer = domain == "ckplus", domain == "fer2013"
+    return {"temperature": temperature,
+            "fitted_on": f"out-of-fold CK+ predictions (subject-kfold) and FER2013's {len(fer_labels):,} held-out "
+                         "faces as each fold's network saw them, each domain weighing half",
+            **ckplus, "ece_after": expected_calibration_error(scaled[on_ckplus], labels),
+            "ece_after_measured": "each fold scaled by a temperature fitted on the other folds",
+            "fer2013_heldout": {"ece_before": expected_calibration_error(fer, fer_y),
+                                "ece_after": expected_calibration_error(scaled[on_fer], fer_y)}}
 
 
 def ckplus_inputs(ckplus_dir: Path) -> tuple[pd.DataFrame, np.ndarray]:
@@ -297,8 +340,7 @@ def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir
     out-of-fold predictions calibrates them. The results stay in the recipe's run folder, and
     reach the card only when they describe the shipped model (same recipe, same share): a recipe
     being tried never changes what the app serves; ``ship_emorec`` publishes its own."""
-    from emorec.evaluate import (apply_temperature, cross_fitted_calibration_error, cross_validate,
-                                 expected_calibration_error, fit_temperature, folds, summarize)
+    from emorec.evaluate import cross_validate, folds, summarize
 
     manifest, x = ckplus_inputs(ckplus_dir)
     extra = load_finetune_data(ck48_dir, fer_train_dir, fer_faces)
@@ -314,7 +356,8 @@ def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir
     fold_shares, predictions[list(LABELS)] = scan.nested()  # rows of both in fold order
     atomic_write_text(run_dir / CV_PREDICTIONS, predictions.round(5).to_csv(index=False))
     probabilities, labels = predictions[list(LABELS)].to_numpy(), label_indices(predictions["label"])
-    temperature = fit_temperature(probabilities, labels)
+    calibration = calibrate(scan, fold_shares, probabilities, labels, predictions["fold"].to_numpy(), extra.fer_heldout_y)
+    temperature = calibration["temperature"]
     mixing = {"share": share, "fold_shares": fold_shares, "criterion": MIXING_CRITERION,
               "fer2013_heldout_faces": int(len(extra.fer_heldout_y)), "runs": run_dir.name,
               "scan": table.astype(object).where(table.notna(), None).to_dict("records")}
@@ -322,11 +365,6 @@ def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir
                "extra_training_data": {"ck48": str(ck48_dir) if ck48_dir else None,
                                        "fer2013_slice": int(len(extra.fer_y))},
                "weight_mixing": mixing}
-    calibration = {"temperature": temperature, "fitted_on": "out-of-fold CK+ predictions (subject-kfold)",
-                   "ece_before": expected_calibration_error(probabilities, labels),
-                   "ece_after": cross_fitted_calibration_error(probabilities, labels, predictions["fold"].to_numpy()),
-                   "ece_after_measured": "each fold scaled by a temperature fitted on the other folds",
-                   "ece_after_in_sample": expected_calibration_error(apply_temperature(probabilities, temperature), labels)}
     results = {"evaluation": {"subject-kfold": summary}, "calibration": calibration, "temperature": temperature,
                "finetune_epochs": epochs, "probe_epochs": probe_epochs}
     atomic_write_text(run_dir / CV_RESULTS, json.dumps(results, indent=1) + "\n")

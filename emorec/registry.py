@@ -170,9 +170,13 @@ def card_markdown(card: dict) -> str:
                   f"Temperature {calibration['temperature']:.3f}, fitted on {calibration.get('fitted_on', 'held-out data')}; "
                   f"expected calibration error {calibration['ece_before']:.3f} before, {calibration['ece_after']:.3f} after"
                   + (f" ({calibration['ece_after_measured']})." if calibration.get("ece_after_measured") else ".")]
+        wild = calibration.get("fer2013_heldout")
+        if wild:
+            lines[-1] += (f" On FER2013's held-out faces (in the wild): {wild['ece_before']:.3f} before, "
+                          f"{wild['ece_after']:.3f} after.")
     for protocol, result in card.get("evaluation", {}).items():
         lines += ["", f"## Evaluation: {protocol}", "", result.get("description", "")]
-        for key, title in (("classes_8", "8 classes"), ("emotions_7", "7 emotions")):
+        for key, title in (("classes_8", "8 classes"), ("emotions_7", "7 emotions (argmax over the emotions: neutral ignored)")):
             block = result.get(key)
             if block:
                 acc, f1 = block["accuracy"], block["macro_f1"]
@@ -181,7 +185,14 @@ def card_markdown(card: dict) -> str:
                              f"({block['images']} test images over {block['folds']} folds)")
         if "accuracy" in result and not isinstance(result["accuracy"], dict):
             lines.append(f"- accuracy {_percent(result['accuracy'])}, macro-F1 {_percent(result.get('macro_f1'))}")
-        if "ece" in result:
+        served = result.get("emotions_7_served")
+        if served:
+            lines.append(f"- the same emotion frames as the app answers them (8-way, \"neutral\" is wrong): accuracy "
+                         f"{_percent(served['mean'])} ± {_percent(served['std'])}")
+        if "ece_without_temperature" in result:
+            lines.append(f"- expected calibration error (served probabilities): {result['ece']:.3f}; without the "
+                         f"temperature: {result['ece_without_temperature']:.3f}")
+        elif "ece" in result:
             lines.append(f"- expected calibration error: {result['ece']}")
         mixing = result.get("weight_mixing")
         if mixing:

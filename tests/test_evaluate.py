@@ -53,3 +53,24 @@ def test_cross_fitted_calibration_error_does_not_flatter():
     # each fold gets the other's temperature: fold 0 stays too sharp, fold 1 turns too soft
     assert cross_fitted_calibration_error(probabilities, labels, folds) > in_sample
     assert cross_fitted_calibration_error(calibrated, labels, folds) < 0.03  # alike folds: still calibrated
+
+
+def test_temperature_groups_weigh_alike_however_many_rows():
+    import numpy as np
+
+    from emorec.evaluate import apply_temperature, fit_temperature
+
+    rng = np.random.default_rng(1)
+
+    def faces(n, temperature):  # calibrated faces, then made too sharp (T < 1) or too soft (T > 1)
+        labels = rng.integers(0, 4, n)
+        logits = rng.normal(0, 1, (n, 4))
+        logits[np.arange(n), labels] += 1.0  # softmax(logits) is then the true posterior: calibrated
+        return apply_temperature(np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), temperature), labels
+
+    (posed, posed_y), (wild, wild_y) = faces(500, 2.0), faces(5000, 0.5)  # too soft (wants T = 0.5), too sharp (T = 2)
+    both, both_y = np.concatenate([posed, wild]), np.concatenate([posed_y, wild_y])
+    pooled = fit_temperature(both, both_y)
+    balanced = fit_temperature(both, both_y, np.repeat(["posed", "wild"], [500, 5000]))
+    assert fit_temperature(posed, posed_y) < 0.6 and pooled > 1.8  # pooled: the ten times bigger group decides
+    assert 0.6 < balanced < pooled - 0.3  # each group weighing half pulls it well towards the small one

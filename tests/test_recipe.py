@@ -62,6 +62,32 @@ def test_nested_mixing_scores_each_fold_at_the_share_the_other_folds_chose():
     assert recipe.accuracy(nested, np.array([5] * 6)) == 0.0  # the choice does not flatter the score
 
 
+def test_calibration_weighs_posed_and_wild_faces_alike():
+    from emorec.evaluate import apply_temperature
+
+    rng = np.random.default_rng(2)
+
+    def faces(n, temperature):
+        labels = rng.integers(0, 8, n)
+        logits = rng.normal(0, 1, (n, 8))
+        logits[np.arange(n), labels] += 1.0  # softmax(logits) is then the true posterior: calibrated
+        return apply_temperature(np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), temperature), labels
+
+    (ckplus, ckplus_y), (wild, wild_y) = faces(200, 1.5), faces(1000, 0.5)  # CK+ too soft, the wild too sharp
+    fold_of = np.repeat([0, 1], 100)
+    scan = recipe.MixingScan({}, [], np.zeros((0, 2)), {1.0: [wild, wild]})
+    calibration = recipe.calibrate(scan, [1.0, 1.0], ckplus, ckplus_y, fold_of, wild_y)
+    assert 0.8 < calibration["temperature"] < 1.9 and "each domain weighing half" in calibration["fitted_on"]
+    ckplus_only = recipe.calibrate(recipe.MixingScan({}, [], np.zeros((0, 2))), [1.0, 1.0], ckplus, ckplus_y, fold_of, wild_y)
+    assert ckplus_only["temperature"] < 0.8 and "fer2013_heldout" not in ckplus_only  # without FER2013: CK+ alone
+    # In the wild, the two-domain temperature is far more honest than the CK+ one would be.
+    from emorec.evaluate import expected_calibration_error
+
+    ckplus_temperature_in_the_wild = expected_calibration_error(apply_temperature(wild, ckplus_only["temperature"]), wild_y)
+    assert calibration["fer2013_heldout"]["ece_after"] < ckplus_temperature_in_the_wild / 2
+    assert calibration["fer2013_heldout"]["ece_after"] < calibration["fer2013_heldout"]["ece_before"]
+
+
 def test_accuracy_ignores_classes_outside_the_protocol():
     probabilities = np.eye(8)[[0, 2, 5, 5]] * 0.6 + 0.05
     probabilities[1, 5] = 0.5  # contempt face: second choice happiness
@@ -165,6 +191,9 @@ def test_recipe_end_to_end(tmp_path, class_folder_dataset, monkeypatch):
     assert "| 0.25 |" in (models / "emorec" / "card.md").read_text()  # the scan, readable
     holdout = evaluate.evaluate_holdout("emorec", fer / "validation", "cmd", models)
     assert holdout["images"] == 30 and holdout["classes"] == ["neutral", "anger", "happiness"]
+    assert 0 <= holdout["ece"] <= 1 and 0 <= holdout["ece_without_temperature"] <= 1
+    assert (holdout["ece"] == holdout["ece_without_temperature"]) == (card["temperature"] == 1.0)
+    assert "without the temperature" in (models / "emorec" / "card.md").read_text()
     assert registry.headline(registry.read_card("emorec", models))["FER2013 PublicTest"] == holdout["accuracy"]
     recognizer = EmotionRecognizer.load("emorec", models)
     crops = np.zeros((2, 48, 48, 1), np.float32)
