@@ -269,18 +269,21 @@ def reliability(predictions: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def evaluate_labelled(manifest: pd.DataFrame, recognizers: dict, progress: Callable[[Iterable], Iterable] = iter) -> pd.DataFrame:
+def evaluate_labelled(manifest: pd.DataFrame, recognizers: dict, progress: Callable[[Iterable], Iterable] = iter,
+                      whole_image: bool = False) -> pd.DataFrame:
     """Every model on a labelled folder of photos (class-folder layout): one row per photo and model
-    for each photo's main face (see ``score_labelled``); unreadable photos get an ``error``."""
+    for each photo's main face (see ``score_labelled``); ``whole_image`` for faces cropped already.
+    A photo that fails gets an ``error`` and the others go on."""
     from emorec.images import ImageError, load_image
     from emorec.predict import classify_photo
 
     rows = []
     for path, label in progress(list(zip(manifest["path"], manifest["label"]))):
         try:
-            rows += classify_photo(load_image(path), recognizers).main_face_rows(Path(path).name, label)
-        except ImageError as error:
-            rows.append({"photo": Path(path).name, "model": None, "expected": label, "predicted": None, "error": str(error)})
+            rows += classify_photo(load_image(path), recognizers, whole_image).main_face_rows(Path(path).name, label)
+        except Exception as error:  # one photo must never lose the run (ImageError: a readable message)
+            message = str(error) if isinstance(error, ImageError) else f"{type(error).__name__}: {error}"
+            rows.append({"photo": Path(path).name, "model": None, "expected": label, "predicted": None, "error": message})
     return pd.DataFrame(rows)
 
 

@@ -321,6 +321,7 @@ def train_configuration(params: dict, data_dir: Path, name: str, face_crop: bool
     out = models_dir / name
     save_model(model, out / registry.MODEL_FILE)
     atomic_write_text(out / "history.json", (run_dir / "history.json").read_text())
+    (out / registry.CARD_FILE).unlink(missing_ok=True)  # the card of a model this one replaces says nothing of it
     probabilities = model.predict(x[val_rows].astype(np.float32), verbose=0)
     holdout = pd.DataFrame(probabilities, columns=LABELS).assign(fold=0, label=manifest["label"].to_numpy()[val_rows])
     result = scores(holdout, LABELS)

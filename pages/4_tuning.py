@@ -155,7 +155,10 @@ face_crop = left.radio("Input", ["MTCNN face crops (54x72)", "whole frames (32x2
                        index=0 if "full" not in results.name else 1).startswith("MTCNN")
 name = right.text_input("Register as", value=f"custom-{row}", help="A folder name under models/")
 data_dir = st.text_input("Training data (CK+ class folders)", value=str(default_data_dir()))
-if st.button("Train", type="primary"):
+exists = (config.MODELS_DIR / name).exists()
+replace = st.checkbox(f"Replace the model already in models/{name}", key=f"replace-{name}") if exists else True
+st.caption("Training runs while this page stays as it is: changing a control here stops it (run again to resume).")
+if st.button("Train", type="primary", disabled=not replace):
     if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or name in {"tuning", *VARIANT_NAMES}:
         st.error("Choose a name of letters, digits, - and _ that is not a shipped model's.")
     else:

@@ -151,8 +151,11 @@ st.subheader("Evaluate on your own labelled photos")
 st.caption("A zip or a folder in class-folder layout: happy/anna.jpg, sad/ben.png, …")
 upload = st.file_uploader("Zip of class folders", type=["zip"])
 folder = st.text_input("…or a folder on this machine", placeholder="/path/to/labelled/photos")
+whole_image = st.toggle("Photos are faces cropped already (classify each whole image)",
+                        help="Face detection needs some context around a face; tightly cropped faces (such as FER2013's) "
+                             "are best classified whole.")
 available, _ = recognizers()
-inputs = ((upload.name, upload.size) if upload else None, folder, tuple(available))  # results shown only while they answer these
+inputs = ((upload.name, upload.size) if upload else None, folder, tuple(available), whole_image)  # results shown only while they answer these
 if not available:
     st.error("No usable model to evaluate: every model in models/ is unavailable (see the cards above).")
 elif (upload or folder) and st.button("Evaluate every model", type="primary"):
@@ -168,13 +171,16 @@ elif (upload or folder) and st.button("Evaluate every model", type="primary"):
                     yield item
                     bar.progress(done / total, text=f"{done} of {total} photos")
 
-            st.session_state["own-results"] = inputs, evaluate.evaluate_labelled(manifest, available, progress)
+            st.session_state["own-results"] = inputs, evaluate.evaluate_labelled(manifest, available, progress, whole_image)
     except data.DatasetError as error:
         st.error(str(error))
 answered, results = st.session_state.get("own-results", (None, None))
 if results is not None and answered == inputs:
     summary, matrices = evaluate.score_labelled(results)
     st.dataframe(summary, hide_index=True)
+    if not whole_image and (summary["faces_found"] < summary["photos"]).any():
+        st.caption("Photos without a found face count as wrong. Tightly cropped faces? Turn on 'Photos are faces "
+                   "cropped already'.")
     for column, (name, matrix) in in_grid(matrices):
         column.plotly_chart(plots.confusion_heatmap(matrix.to_numpy().tolist(), list(matrix.index), name),
                             width="stretch", key=f"own-{name}")

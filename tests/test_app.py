@@ -119,6 +119,10 @@ def test_train_a_configuration_from_the_tuning_page(monkeypatch, tmp_path, class
     held_out = card["evaluation"]["subject-holdout"]
     assert 0 < held_out["majority_class"] <= 1 and "macro-F1" in app.success[0].value
     assert card["latency_ms_per_face"] > 0 and "cores" in card["latency_measured"]  # the saved model, as served
+    app.run()  # the name is taken now: training again needs a yes
+    assert next(b for b in app.button if b.label == "Train").disabled
+    app.checkbox(key=f"replace-{name}").check().run()
+    assert not next(b for b in app.button if b.label == "Train").disabled
 
 
 def test_compare_page_reads_the_shipped_cards(monkeypatch, tmp_path):
@@ -181,3 +185,8 @@ def test_compare_page_scores_an_uploaded_zip_and_rejects_a_bad_one(monkeypatch, 
     next(b for b in app.button if b.label == "Evaluate every model").click().run(timeout=180)
     assert not app.exception
     assert any("photos" in d.value.columns and (d.value["photos"] == 2).all() for d in app.dataframe)
+    next(t for t in app.toggle if "cropped already" in t.label).set_value(True).run()
+    assert not any("photos" in d.value.columns for d in app.dataframe)  # the old answer does not fit the new question
+    next(b for b in app.button if b.label == "Evaluate every model").click().run(timeout=180)
+    summary = next(d.value for d in app.dataframe if "photos" in d.value.columns)
+    assert (summary["faces_found"] == 2).all()  # each whole image is the face
