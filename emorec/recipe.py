@@ -328,6 +328,7 @@ def publish_cross_validation(run_dir: Path, models_dir: Path) -> None:
 
     results = json.loads((run_dir / CV_RESULTS).read_text())
     atomic_write_text(models_dir / "emorec" / CV_PREDICTIONS, (run_dir / CV_PREDICTIONS).read_text())
+    registry.update_card("emorec", {"calibration": None}, models_dir)  # replaced whole: no key of an older fit stays
     registry.update_card("emorec", results, models_dir)
 
 

@@ -186,6 +186,7 @@ def test_recipe_end_to_end(tmp_path, class_folder_dataset, monkeypatch):
     card = recipe.ship_emorec(class_folder_dataset, ck48, fer / "train", "cmd", models, epochs=1)
     assert card["tta_flip"] and card["calibration"]["temperature"] > 0 and card["data"]["extra"]["ck48_frames"] == 6
     assert card["evaluation"]["subject-kfold"]["weight_mixing"]["runs"] == run_dir.name  # its own recipe's numbers
+    assert card["calibration"] == json.loads((run_dir / recipe.CV_RESULTS).read_text())["calibration"]
     assert (models / "emorec" / "cv-subject-kfold.csv").exists()
     assert card["weight_mixing"] == mixing["share"] and "chosen by the subject-grouped" in card["training"]["weight_mixing"]
     assert "| 0.25 |" in (models / "emorec" / "card.md").read_text()  # the scan, readable
