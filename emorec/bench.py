@@ -67,7 +67,7 @@ def served_latency(name: str, models_dir: Path | None = None) -> dict:
             "latency_measured": f"{datetime.date.today()}, {machine()}"}
 
 
-def bench_latency(data: Path | None = None, write_cards: bool = False, models_dir: Path | None = None) -> pd.DataFrame:
+def bench_latency(write_cards: bool = False, models_dir: Path | None = None) -> pd.DataFrame:
     """Every shipped model's latency per face on this machine, as served (``--write-cards``: into
     their cards, so the README and the Compare page compare numbers from one machine)."""
     from emorec import registry
@@ -209,8 +209,8 @@ def bench_all(data: Path | None) -> pd.DataFrame:
     return pd.DataFrame(rows)[["measure", "value", "unit"]]
 
 
-BENCHES = {"all": bench_all, "faces": bench_faces, "predict": bench_predict, "latency": bench_latency}
+BENCHES = {"all": bench_all, "faces": bench_faces, "predict": bench_predict}  # on photos (``data``)
 
 
 def run(what: str, data: Path | None = None, write_cards: bool = False) -> pd.DataFrame:
-    return bench_latency(data, write_cards) if what == "latency" else BENCHES[what](data)
+    return bench_latency(write_cards) if what == "latency" else BENCHES[what](data)

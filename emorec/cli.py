@@ -73,6 +73,10 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from emorec.train import pretrain_fer
 
     pretrained = pretrained_path(MODELS_DIR)
+    if args.restart and not pretrained.is_file():
+        print(f"--restart continues the pretrained network, and {pretrained} does not exist: run without --restart "
+              "first.", file=sys.stderr)
+        return 2
     pretrain_fer(args.data, pretrained.parent, args.epochs, restart_from=pretrained if args.restart else None)
     print(f"saved {pretrained}")
     return 0
@@ -379,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="what to measure (default: %(default)s: everything in one table; latency: every "
                             "shipped model per face, as served)")
     bench.add_argument("--data", type=Path, default=None,
-                       help="face photos to time on, e.g. CK+ class folders (default: ../shared/data/ckplus)")
+                       help="face photos to time on, e.g. CK+ class folders (default: ../shared/data/ckplus; "
+                            "latency times a blank face)")
     bench.add_argument("--write-cards", action="store_true",
                        help="with `latency`: record the numbers, the date and this machine in the models' cards")
     bench.set_defaults(run=cmd_bench)

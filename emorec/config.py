@@ -57,7 +57,7 @@ NOT_SURE_BELOW = 0.5  # a model says "not sure" when its top probability is belo
 LIVE_CLASSIFY_EVERY = 0.2  # seconds between classifications on the Live page (faces are tracked in between)
 PRETRAIN_EPOCHS = 40  # emorec's stage 1 on FER2013 train
 # A further cycle of stage 1 (``pretrain --restart``): AdamW's peak rate (the first cycle's: 2e-3)
-# and the share of faces a random patch is erased from.
+# and random erasing's factor (a face's chance is drawn from [0, factor]: a quarter of faces on average).
 PRETRAIN_RESTART_LEARNING_RATE = 1e-3
 PRETRAIN_ERASING = 0.5
 

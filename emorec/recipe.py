@@ -9,7 +9,8 @@ Fine-tuning on a few hundred posed lab faces pulls the network away from faces i
 shipped weights are a mix of the pretrained and the fine-tuned ones (a weight-space ensemble,
 WiSE-FT: Wortsman et al., CVPR 2022); the mixing weight is chosen on the cross-validation's CK+
 test folds and FER2013's held-out faces, never on PublicTest. Predictions average the face and its
-mirror image; a temperature fitted on out-of-fold predictions makes the probabilities honest.
+mirror image; a temperature fitted on out-of-fold CK+ predictions and FER2013's held-out faces
+(each domain weighing half) makes the probabilities honest.
 """
 
 from __future__ import annotations
@@ -171,9 +172,15 @@ class MixingScan:
     fer_accuracy: np.ndarray  # (shares, folds); NaN without FER2013
     fer_probabilities: dict[float, list[np.ndarray]] | None = None  # share -> one (held-out faces, classes) per fold
 
-    def fer_heldout(self, shares: list[float]) -> np.ndarray:
-        """FER2013's held-out faces as each fold's network at its share sees them, folds stacked."""
-        return np.concatenate([self.fer_probabilities[share][k] for k, share in enumerate(shares)])
+    def fer_heldout(self, shares: list[float]) -> tuple[np.ndarray, np.ndarray]:
+        """FER2013's held-out faces dealt out to the folds (face i to fold i mod K), each as its
+        fold's network at its share sees it: (probabilities, fold of each row), every face once."""
+        faces = len(self.fer_probabilities[shares[0]][0])
+        fold_of_face = np.arange(faces) % len(shares)
+        probabilities = np.empty_like(self.fer_probabilities[shares[0]][0])
+        for k, share in enumerate(shares):
+            probabilities[fold_of_face == k] = self.fer_probabilities[share][k][fold_of_face == k]
+        return probabilities, fold_of_face
 
     def table(self, folds: list[int] | None = None) -> pd.DataFrame:
         """Per share: CK+ accuracy pooled over ``folds`` (default all), 8 classes and 7 emotions,
@@ -227,9 +234,11 @@ def mixing_scan(pretrained: Path, folds: list[tuple[Path, np.ndarray]], x: np.nd
 def calibrate(scan: MixingScan, fold_shares: list[float], probabilities: np.ndarray, labels: np.ndarray,
               fold_of: np.ndarray, fer_labels: np.ndarray) -> dict:
     """The temperature the app serves, fitted on what the folds' networks (at their shares) said
-    of faces they never trained on: the CK+ test subjects, and FER2013's held-out faces in the wild,
-    each domain weighing half (posed CK+ alone asks for sharper probabilities than photos of friends
-    bear). Calibration error before and after, cross-fitted (each fold scaled by the other folds' fit)."""
+    of faces they never trained on: the CK+ test subjects and FER2013's held-out faces in the wild
+    (each face to one fold), each domain weighing half: posed CK+ alone asks for sharper
+    probabilities than photos from the wild bear. Calibration error before and after, cross-fitted
+    (each fold scaled by a temperature fitted on the other folds' faces of both domains); on FER2013
+    over its seven classes, as PublicTest is scored."""
     from emorec.evaluate import apply_temperature, cross_fitted, expected_calibration_error, fit_temperature
 
     ckplus = {"ece_before": expected_calibration_error(probabilities, labels)}
@@ -239,21 +248,23 @@ def calibrate(scan: MixingScan, fold_shares: list[float], probabilities: np.ndar
         return {"temperature": temperature, "fitted_on": "out-of-fold CK+ predictions (subject-kfold)", **ckplus,
                 "ece_after_measured": "each fold scaled by a temperature fitted on the other folds",
                 "ece_after_in_sample": expected_calibration_error(apply_temperature(probabilities, temperature), labels)}
-    fer = scan.fer_heldout(fold_shares)
-    fer_y = np.tile(fer_labels, len(fold_shares))
-    both, both_y = np.concatenate([probabilities, fer]), np.concatenate([labels, fer_y])
-    both_folds = np.concatenate([fold_of, np.repeat(np.arange(len(fold_shares)), len(fer_labels))])
-    domain = np.repeat(["ckplus", "fer2013"], [len(labels), len(fer_y)])
+    fer, fer_fold = scan.fer_heldout(fold_shares)
+    both, both_y = np.concatenate([probabilities, fer]), np.concatenate([labels, fer_labels])
+    domain = np.repeat(["ckplus", "fer2013"], [len(labels), len(fer_labels)])
     temperature = fit_temperature(both, both_y, domain)
-    scaled = cross_fitted(both, both_y, both_folds, domain)
-    on_ckplus, on_fer = domain == "ckplus", domain == "fer2013"
+    scaled = cross_fitted(both, both_y, np.concatenate([fold_of, fer_fold]), domain)
+    present = np.unique(fer_labels)  # FER2013 has no contempt: its error over its own classes
+
+    def fer_error(served: np.ndarray) -> float:
+        among = served[:, present] / served[:, present].sum(axis=1, keepdims=True)
+        return expected_calibration_error(among, np.searchsorted(present, fer_labels))
+
     return {"temperature": temperature,
             "fitted_on": f"out-of-fold CK+ predictions (subject-kfold) and FER2013's {len(fer_labels):,} held-out "
-                         "faces as each fold's network saw them, each domain weighing half",
-            **ckplus, "ece_after": expected_calibration_error(scaled[on_ckplus], labels),
+                         "faces (each seen by one fold's network), each domain weighing half",
+            **ckplus, "ece_after": expected_calibration_error(scaled[domain == "ckplus"], labels),
             "ece_after_measured": "each fold scaled by a temperature fitted on the other folds",
-            "fer2013_heldout": {"ece_before": expected_calibration_error(fer, fer_y),
-                                "ece_after": expected_calibration_error(scaled[on_fer], fer_y)}}
+            "fer2013_heldout": {"ece_before": fer_error(fer), "ece_after": fer_error(scaled[domain == "fer2013"])}}
 
 
 def ckplus_inputs(ckplus_dir: Path) -> tuple[pd.DataFrame, np.ndarray]:

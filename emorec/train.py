@@ -7,6 +7,7 @@ Setup -> Prepare data -> Build -> Train, as in the keras-io examples; the recipe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -40,8 +41,9 @@ def set_seed(seed: int = SEED) -> None:
 
 def augmentation(erasing: float = 0.0) -> keras.Sequential:
     """The augmentation every variant trains with: flips, small rotations, zoom, shifts, lighting;
-    ``erasing`` > 0 also blanks a random patch of that share of the faces (random erasing, Zhong et
-    al., AAAI 2020), so a network cannot lean on one part of the face."""
+    ``erasing`` > 0 also fills a random patch with noise (random erasing, Zhong et al., AAAI 2020), so
+    a network cannot lean on one part of the face: Keras draws each face's chance from [0, erasing],
+    so ``erasing`` 0.5 erases a quarter of the faces on average."""
     steps = [
         layers.RandomFlip("horizontal"),
         layers.RandomRotation(0.05, fill_mode="nearest"),
@@ -214,7 +216,10 @@ def pretrain_fer(fer_train_dir: Path, out_dir: Path, epochs: int = PRETRAIN_EPOC
     Loshchilov & Hutter, ICLR 2017) at a lower peak rate and with random erasing, against the
     overfitting the first cycle ended in; the history then continues the first cycle's."""
     set_seed()
-    cycle = "pretrain" if restart_from is None else f"pretrain-restart-{epochs}ep"
+    if restart_from is None:
+        cycle = "pretrain"
+    else:  # keyed by the network it starts from: the backup of another start is never resumed
+        cycle = f"pretrain-restart-{hashlib.sha256(restart_from.read_bytes()).hexdigest()[:12]}-{epochs}ep"
     run_dir = run_dir or CACHE_DIR / "runs" / "emorec" / cycle
     variant = VARIANTS["emorec"]
     manifest = load_dataset(fer_train_dir)

@@ -92,7 +92,7 @@ def show_photo(name: str, data: bytes, slot: int) -> list[dict]:
              width="stretch" if image.shape[1] > 900 else "content")
     for index in range(len(result.faces)):
         show_face(image, result, index, key)
-    return result.face_rows(name)
+    return [{"upload": slot, **row} for row in result.face_rows(name)]  # the same file twice: two uploads
 
 
 photos_tab, batch_tab = st.tabs(["Photos", "Batch with expected labels"])
@@ -115,7 +115,7 @@ with photos_tab:
             bar.progress(done / len(photos), text=f"Classified {done} of {len(photos)}")
     if rows:
         table = pd.DataFrame(rows)
-        summary.markdown(f"**All faces** ({table[['photo', 'face']].drop_duplicates().shape[0]} in {len(photos)} photo(s))")
+        summary.markdown(f"**All faces** ({table[['upload', 'face']].drop_duplicates().shape[0]} in {len(photos)} photo(s))")
         summary.dataframe(table, hide_index=True)
         csv, js = summary.columns(2)
         csv.download_button("Download (CSV)", table.to_csv(index=False), "emorec-faces.csv", "text/csv")

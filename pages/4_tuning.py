@@ -13,7 +13,7 @@ import streamlit as st
 from emorec import config, plots, tune
 from emorec.config import CHANCE, LABELS, VARIANT_NAMES, default_data_dir
 from emorec.data import DatasetError
-from pages.common import classify, load_models, load_scan, page_setup, shipped_scans
+from pages.common import load_scan, page_setup, shipped_scans
 
 page_setup()
 
@@ -155,30 +155,28 @@ face_crop = left.radio("Input", ["MTCNN face crops (54x72)", "whole frames (32x2
                        index=0 if "full" not in results.name else 1).startswith("MTCNN")
 name = right.text_input("Register as", value=f"custom-{row}", help="A folder name under models/")
 data_dir = st.text_input("Training data (CK+ class folders)", value=str(default_data_dir()))
-exists = (config.MODELS_DIR / name).exists()
+valid_name = bool(re.fullmatch(r"[A-Za-z0-9_-]+", name)) and name not in {"tuning", *VARIANT_NAMES}
+if not valid_name:
+    st.error("Choose a name of letters, digits, - and _ that is not a shipped model's.")
+exists = valid_name and (config.MODELS_DIR / name).exists()
 replace = st.checkbox(f"Replace the model already in models/{name}", key=f"replace-{name}") if exists else True
 st.caption("Training runs while this page stays as it is: changing a control here stops it (run again to resume).")
-if st.button("Train", type="primary", disabled=not replace):
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or name in {"tuning", *VARIANT_NAMES}:
-        st.error("Choose a name of letters, digits, - and _ that is not a shipped model's.")
-    else:
-        from emorec.train import train_configuration  # TensorFlow loads only when training is asked for
+if st.button("Train", type="primary", disabled=not (valid_name and replace)):
+    from emorec.train import train_configuration  # TensorFlow loads only when training is asked for
 
-        bar = st.progress(0.0, text="Preparing faces…")
-        try:
-            card = train_configuration(params, Path(data_dir), name, face_crop, f"Tuning page: {results.name} row {row}",
-                                       models_dir=config.MODELS_DIR, on_epoch=lambda done, epochs, logs: bar.progress(
-                                           done / epochs, text=f"epoch {done} of {epochs} (or fewer: early stopping): "
-                                                               f"val_accuracy {logs.get('val_accuracy', 0):.3f}"))
-        except (DatasetError, ValueError) as error:  # ValueError: too few subjects to hold some out
-            st.error(str(error))
-        else:
-            bar.progress(1.0, text="Done")
-            load_models.clear()
-            classify.clear()  # a retrained model under an old name must not answer from the old one's cache
-            held_out = card["evaluation"]["subject-holdout"]
-            st.success(f"Registered models/{name}: on the fifth of the subjects held out ({held_out['images']} images) "
-                       f"accuracy {held_out['accuracy']:.1%}, macro-F1 {held_out['macro_f1']:.1%}; always answering "
-                       f"their most frequent class would score {held_out['majority_class']:.1%}. Those subjects also "
-                       "chose the epoch to stop at, so this is a little optimistic. The model now appears on the "
-                       "Classify page.")
+    bar = st.progress(0.0, text="Preparing faces…")
+    try:
+        card = train_configuration(params, Path(data_dir), name, face_crop, f"Tuning page: {results.name} row {row}",
+                                   models_dir=config.MODELS_DIR, on_epoch=lambda done, epochs, logs: bar.progress(
+                                       done / epochs, text=f"epoch {done} of {epochs} (or fewer: early stopping): "
+                                                           f"val_accuracy {logs.get('val_accuracy', 0):.3f}"))
+    except (DatasetError, ValueError) as error:  # ValueError: too few subjects to hold some out
+        st.error(str(error))
+    else:
+        bar.progress(1.0, text="Done")
+        held_out = card["evaluation"]["subject-holdout"]
+        st.success(f"Registered models/{name}: on the fifth of the subjects held out ({held_out['images']} images) "
+                   f"accuracy {held_out['accuracy']:.1%}, macro-F1 {held_out['macro_f1']:.1%}; always answering "
+                   f"their most frequent class would score {held_out['majority_class']:.1%}. Those subjects also "
+                   "chose the epoch to stop at, so this is a little optimistic. The model now appears on the "
+                   "Classify page.")

@@ -129,9 +129,10 @@ if evaluated:
                          hover_data=["images"], range_x=[0, 1], range_y=[0, 1], height=360)
         figure.add_shape(type="line", x0=0, y0=0, x1=1, y1=1, line=dict(dash="dot", color="grey"))
         st.plotly_chart(figure, width="stretch", key="reliability")
-        st.caption("Out-of-fold probabilities as the app serves them (scaled by the model's temperature, if it has "
-                   "one; that temperature was fitted on these same predictions, so the curve flatters a little, while "
-                   "the card's 'after' error is cross-fitted: each fold scaled by the other folds' fit). A calibrated model lies on the dotted diagonal: when it says 80 %, it is right 80 % of the "
+        st.caption("Out-of-fold CK+ probabilities as the app serves them (scaled by the model's temperature, if it "
+                   "has one). emorec's temperature is fitted on these predictions and on FER2013 faces from the wild, "
+                   "each half: posed CK+ faces alone would ask for sharper probabilities than photos from the wild "
+                   "bear, so on CK+ it errs towards modesty (the card gives both domains' errors). A calibrated model lies on the dotted diagonal: when it says 80 %, it is right 80 % of the "
                    "time. Expected calibration error: " + ", ".join(
                        f"{n} {c['ece_before']:.3f} → {c['ece_after']:.3f} with its temperature" if (c := cards[n].get("calibration"))
                        else f"{n} {r['ece']:.3f}" for n, r in evaluated.items()))

@@ -78,14 +78,23 @@ def image_sizes(folder: str, modified: float) -> pd.DataFrame:
     return data.image_sizes(load_manifest(folder, modified))
 
 
-@st.cache_resource(show_spinner="Loading models…")
-def load_models(models_dir: str):
+def models_signature() -> tuple:
+    """What the model caches are keyed by: every model's files and their modification times, so a
+    model trained or re-calibrated while the app runs (CLI, Tuning page) is loaded anew."""
+    return tuple((name, modified(config.MODELS_DIR / name / registry.MODEL_FILE),
+                  modified(config.MODELS_DIR / name / registry.CARD_FILE))
+                 for name in registry.model_names(config.MODELS_DIR))
+
+
+@st.cache_resource(show_spinner="Loading models…", max_entries=2)
+def load_models(models_dir: str, signature: tuple):
     return load_recognizers(Path(models_dir))
 
 
 def recognizers():
-    """Every model in models/, loaded once per server: (usable by name, reasons for the others)."""
-    return load_models(str(config.MODELS_DIR))
+    """Every model in models/, loaded once per server and again when their files change:
+    (usable by name, reasons for the others)."""
+    return load_models(str(config.MODELS_DIR), models_signature())
 
 
 def model_picker(several: bool = True) -> tuple[dict, str]:
@@ -116,11 +125,16 @@ def model_picker(several: bool = True) -> tuple[dict, str]:
 
 
 @st.cache_data(max_entries=64, show_spinner="Finding and classifying faces…")
-def classify(_image, key: str, model_names: tuple[str, ...], whole_image: bool, min_face: float | None) -> PhotoResult:
-    """``classify_photo`` cached by the photo's hash (``key``) and the settings."""
+def _classify(_image, key: str, model_names: tuple[str, ...], whole_image: bool, min_face: float | None,
+              signature: tuple) -> PhotoResult:
     available, _ = recognizers()
     detector = shared_detector(min_face) if min_face else shared_detector()
     return classify_photo(_image, {name: available[name] for name in model_names}, whole_image, detector)
+
+
+def classify(image, key: str, model_names: tuple[str, ...], whole_image: bool, min_face: float | None) -> PhotoResult:
+    """``classify_photo`` cached by the photo's hash (``key``), the settings and the models' files."""
+    return _classify(image, key, model_names, whole_image, min_face, models_signature())
 
 
 def in_grid(items: dict, per_row: int = 3):

@@ -530,8 +530,11 @@ def test_tuning_page_train_with_bad_input(tuning_app, tuning_models, tmp_path, n
     if app.selectbox(key="scan").value != "b-good" or app.exception:
         app.selectbox(key="scan").set_value("b-good").run()
     app.text_input[-2].set_value(name)
-    app.text_input[-1].set_value(str(tmp_path / (data_dir or "nowhere")))
-    next(b for b in app.button if b.label == "Train").click().run()
+    app.text_input[-1].set_value(str(tmp_path / (data_dir or "nowhere"))).run()
+    train = next(b for b in app.button if b.label == "Train")
+    assert train.disabled == (data_dir is None)  # a bad name cannot be trained at all
+    if not train.disabled:
+        train.click().run()
     assert not app.exception
     assert any(message in e.value for e in app.error), [e.value for e in app.error]
     assert not (tuning_models / name).exists()
@@ -935,3 +938,16 @@ def test_damaged_array_cache_is_rebuilt(tmp_path):
     truncate(next(cache.glob("*.npy")))
     again = cached_model_inputs(manifest, (8, 8, 1), face_crop=False, cache_dir=cache)
     assert np.array_equal(first, again)
+
+
+def test_cli_pretrain_restart_without_a_pretrained_network(capsys, monkeypatch, tmp_path):
+    import emorec.cli
+
+    monkeypatch.setattr(emorec.cli, "MODELS_DIR", tmp_path / "models")
+    code, _, err = run_main(capsys, "pretrain", "--data", tmp_path, "--restart")
+    assert code == 2 and "does not exist: run without --restart first" in err and "Traceback" not in err
+
+
+def test_cli_write_cards_goes_with_latency_only(capsys):
+    code, _, err = run_main(capsys, "bench", "faces", "--write-cards")
+    assert code == 2 and "--write-cards goes with `bench latency`" in err

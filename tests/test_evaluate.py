@@ -38,8 +38,7 @@ def test_without_labels_the_summary_is_empty_with_its_columns():
 def test_cross_fitted_calibration_error_does_not_flatter():
     import numpy as np
 
-    from emorec.evaluate import (apply_temperature, cross_fitted_calibration_error, expected_calibration_error,
-                                 fit_temperature)
+    from emorec.evaluate import apply_temperature, cross_fitted, expected_calibration_error, fit_temperature
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 4, 4000)
@@ -51,8 +50,8 @@ def test_cross_fitted_calibration_error_does_not_flatter():
     probabilities[folds == 0] = apply_temperature(calibrated[folds == 0], 1 / 3)  # fold 0 three times too sharp
     in_sample = expected_calibration_error(apply_temperature(probabilities, fit_temperature(probabilities, labels)), labels)
     # each fold gets the other's temperature: fold 0 stays too sharp, fold 1 turns too soft
-    assert cross_fitted_calibration_error(probabilities, labels, folds) > in_sample
-    assert cross_fitted_calibration_error(calibrated, labels, folds) < 0.03  # alike folds: still calibrated
+    assert expected_calibration_error(cross_fitted(probabilities, labels, folds), labels) > in_sample
+    assert expected_calibration_error(cross_fitted(calibrated, labels, folds), labels) < 0.03  # alike folds: still calibrated
 
 
 def test_temperature_groups_weigh_alike_however_many_rows():

@@ -124,7 +124,7 @@ def test_bench_latency_measures_every_shipped_model_as_served(tmp_path):
     registry.update_card("flipped", {"tta_flip": True}, tmp_path)
     (tmp_path / "card_only").mkdir()
     (tmp_path / "card_only" / "card.json").write_text('{"classes": ["happiness"], "input_shape": [48, 48, 1]}')
-    table = bench.bench_latency(write_cards=True, models_dir=tmp_path).set_index("model")
+    table = bench.bench_latency(True, tmp_path).set_index("model")
     assert table.loc["plain", "ms per face"] > 0 and table.loc["flipped", "ms per face"] > 0
     assert "unavailable" in table.loc["card_only", "measured"]
     card = registry.read_card("flipped", tmp_path)

@@ -62,6 +62,14 @@ def test_nested_mixing_scores_each_fold_at_the_share_the_other_folds_chose():
     assert recipe.accuracy(nested, np.array([5] * 6)) == 0.0  # the choice does not flatter the score
 
 
+def test_fer_heldout_faces_are_dealt_to_the_folds_once_each():
+    by_share = {0.5: [np.full((5, 8), 1.0), np.full((5, 8), 2.0)], 1.0: [np.full((5, 8), 3.0), np.full((5, 8), 4.0)]}
+    scan = recipe.MixingScan({}, [], np.zeros((0, 2)), by_share)
+    probabilities, fold = scan.fer_heldout([1.0, 0.5])
+    assert list(fold) == [0, 1, 0, 1, 0]
+    assert list(probabilities[:, 0]) == [3.0, 2.0, 3.0, 2.0, 3.0]  # fold 0's network at share 1, fold 1's at 0.5
+
+
 def test_calibration_weighs_posed_and_wild_faces_alike():
     from emorec.evaluate import apply_temperature
 
@@ -206,8 +214,10 @@ def test_recipe_end_to_end(tmp_path, class_folder_dataset, monkeypatch):
                                          n_splits=2, probe_epochs=1)
     assert not other["published"] and (Path(other["run_dir"]) / recipe.CV_RESULTS).exists()
     assert registry.read_card("emorec", models) == shipped
+    registry.update_card("emorec", {"calibration": {"stale": 1}}, models)  # as a card written by older code
     again = recipe.cross_validate_emorec(class_folder_dataset, ck48, fer / "train", "again", models, epochs=1, n_splits=2)
-    assert again["published"] == (again["weight_mixing"]["share"] == shipped["weight_mixing"])
+    assert again["published"] and again["weight_mixing"]["share"] == shipped["weight_mixing"]  # same folds, same choice
+    assert registry.read_card("emorec", models)["calibration"] == json.loads((run_dir / recipe.CV_RESULTS).read_text())["calibration"]
 
     # Shipping a recipe nobody cross-validated: no borrowed numbers, no borrowed temperature.
     card = recipe.ship_emorec(class_folder_dataset, ck48, fer / "train", "cmd", models, epochs=1, fer_faces=5)
