@@ -150,7 +150,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                      "study reported (image split)": reported, **status})
     floor = majority_guess(cards)
     if floor:
-        rows.append({"model": "always the most frequent class", "classes": "", **floor})
+        rows.append({"model": "always the most frequent class", "classes": "—", **floor})
     table = pd.DataFrame(rows)
     if table.empty:
         print("No models in models/.")
