@@ -9,16 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emorec.config import PROJECT_ROOT, FaceDefaults
+from emorec.config import BENCH_DATA, EMOREC_INPUT_SHAPE, FaceDefaults
 from emorec.data import DatasetError, load_dataset
-
-DEFAULT_BENCH_DATA = PROJECT_ROOT.parent / "shared" / "data" / "ckplus"
-
 
 def bench_images(data: Path | None, count: int = 60) -> list[Path]:
     """Up to ``count`` images of a dataset, spread over its classes (CK+: 640x490 frames)."""
 
-    folder = data or DEFAULT_BENCH_DATA
+    folder = data or BENCH_DATA
     if not folder.exists():
         raise DatasetError(f"{folder} does not exist: pass --data with a folder of face photos (CK+ class folders).")
     manifest = load_dataset(folder)
@@ -109,7 +106,7 @@ def bench_faces(data: Path | None) -> pd.DataFrame:
             image = load_image(path)
             faces = detector.detect(image)
             for face in faces:
-                align_crop(image, face, (48, 48))
+                align_crop(image, face, EMOREC_INPUT_SHAPE[:2])
             seconds.append(time.perf_counter() - started)
             one_face += len(faces) == 1
         rows.append({
@@ -186,7 +183,7 @@ def bench_all(data: Path | None) -> pd.DataFrame:
 
     def face_stage() -> None:
         pixels = load_image(photo)
-        align_crop(pixels, detector.detect(pixels)[0], (48, 48))
+        align_crop(pixels, detector.detect(pixels)[0], EMOREC_INPUT_SHAPE[:2])
 
     rows.append({"measure": "face stage (load+detect+align+crop) per photo", "unit": "s",
                  "value": round(_median_seconds(face_stage, 15), 4)})

@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from emorec.config import (CACHE_DIR, DEFAULT_MODEL, FER_SLICE, FINETUNE_EPOCHS, IMAGE_SUFFIXES, MODELS_DIR,
+from emorec.config import (CACHE_DIR, DEFAULT_MODEL, FER_SLICE, FINETUNE_EPOCHS, IMAGE_SUFFIXES, LABELS, MODELS_DIR,
                            PRETRAIN_EPOCHS, PROBE_EPOCHS, SHIPPED_SCAN, VARIANT_NAMES, FaceDefaults, default_data_dir)
 from emorec.evaluate import PROTOCOLS
 from emorec.tune import DEFAULT_SPACE
@@ -82,10 +82,22 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def reject_emorec_options(args: argparse.Namespace) -> None:
+    """The extra data and stage-2 options mean something to emorec's recipe only: refuse them for
+    a study variant rather than ignore them."""
+    given = [option for option, value, default in (("--ck48", args.ck48, None), ("--fer", args.fer, None),
+                                                   ("--fer-faces", args.fer_faces, FER_SLICE),
+                                                   ("--probe-epochs", args.probe_epochs, PROBE_EPOCHS))
+             if value != default]
+    if args.variant != "emorec" and given:
+        raise SystemExit(f"error: {', '.join(given)} apply to --variant emorec only")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from emorec import recipe
     from emorec.evaluate import evaluate_holdout, evaluate_variant
 
+    reject_emorec_options(args)
     progress = progress_bar(f"{args.variant} {args.protocol}", "fold")
     if args.protocol == "fer2013-publictest":
         summary = evaluate_holdout(args.variant, args.data, command_line(), MODELS_DIR)
@@ -100,7 +112,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                                progress_bar("weight-mixing scan", "fold"), args.fer_faces,
                                                args.probe_epochs)
     else:
-        summary = evaluate_variant(args.variant, args.data, args.protocol, command_line(), args.folds, progress=progress)
+        summary = evaluate_variant(args.variant, args.data, args.protocol, command_line(), args.folds, progress=progress,
+                                   epochs=args.epochs)
     if "weight_mixing" in summary:
         import pandas as pd
 
@@ -119,6 +132,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from emorec.recipe import ship_emorec
     from emorec.train import train_final
 
+    reject_emorec_options(args)
     if args.variant == "emorec":
         card = ship_emorec(args.data, args.ck48, args.fer, command_line(), MODELS_DIR,
                            args.epochs or FINETUNE_EPOCHS, args.fer_faces, args.probe_epochs)
@@ -261,7 +275,7 @@ def cmd_tune_report(args: argparse.Namespace) -> int:
     if summary.minutes is not None:
         print(f"training time: {summary.minutes:.1f} min in all, median {summary.median_seconds:.0f} s per configuration")
     print(f"best {metric} {summary.best:.4f}, median {summary.median:.4f}; "
-          f"at or below chance (1/8): {summary.below_chance:.0%}")
+          f"at or below chance (1/{len(LABELS)}): {summary.below_chance:.0%}")
     for _, row in summary.repeated.iterrows():
         print(f"{int(row['runs'])} runs ({row['share']:.0%}) ended at exactly {metric} = {row[metric]:.4f}")
     with pd.option_context("display.width", 200, "display.max_columns", None):
@@ -335,7 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
                                "(the shipped model on FER2013's PublicTest faces); default: %(default)s")
     evaluate.add_argument("--folds", type=at_least_two, default=None,
                           help="number of folds (default: 10 by subject, 4 by image: the study's 75/25 split)")
-    evaluate.add_argument("--epochs", type=positive_int, default=None, help=f"emorec: fine-tuning epochs per fold (default {FINETUNE_EPOCHS})")
+    evaluate.add_argument("--epochs", type=positive_int, default=None,
+                          help=f"emorec: fine-tuning epochs per fold (default {FINETUNE_EPOCHS}); a study variant: "
+                               "the most epochs per fold, before early stopping (default: the variant's)")
     evaluate.set_defaults(run=cmd_evaluate)
 
     train = commands.add_parser("train", parents=[extra], help="train a model variant on a whole dataset and ship it in models/")

@@ -36,14 +36,21 @@ FER2013_CODES: tuple[str, ...] = ("anger", "disgust", "fear", "happiness", "sadn
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 )
+# Limits on what users hand in: an image beyond MAX_IMAGE_PIXELS is refused before it is decoded
+# (Pillow's own decompression-bomb guard stays on as a second line); a zip of a dataset may unpack
+# to at most MAX_ZIP_BYTES.
+MAX_IMAGE_PIXELS = 64_000_000
+MAX_ZIP_BYTES = 2_000_000_000
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VARIANT_NAMES = ("baseline", "tuned_full", "tuned_mtcnn", "emorec")  # emorec.models.VARIANTS, without loading Keras
 DEFAULT_MODEL = "emorec"  # the best shipped model: the app's and the CLI's default
+EMOREC_INPUT_SHAPE = (48, 48, 1)  # emorec's input: FER2013's 48x48 gray faces
 MODELS_DIR = Path(os.environ.get("EMOREC_MODELS", PROJECT_ROOT / "models"))
 SHIPPED_SCAN = "emorec-mtcnn-scan"  # models/tuning/<name>.csv: emorec's own Talos scan, what the Tuning page opens first
 # Face crops and other derived data live outside the repository.
 CACHE_DIR = Path(os.environ.get("EMOREC_CACHE", Path.home() / ".cache" / "emorec"))
+BENCH_DATA = PROJECT_ROOT.parent / "shared" / "data" / "ckplus"  # the photos `bench` times, unless given --data
 
 
 def default_data_dir() -> Path:

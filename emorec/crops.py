@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -110,10 +111,28 @@ def model_inputs(manifest: pd.DataFrame, input_shape: tuple[int, int, int], face
     return out
 
 
+def contents_signature(manifest: pd.DataFrame) -> str:
+    """What a manifest's images hold, cheaply: each file's size and modification time (a FER2013 CSV
+    row: its pixels), so images changed at the same paths are not served from a stale cache."""
+    digest = hashlib.sha1()
+    pixels = manifest["pixels"] if "pixels" in manifest else [None] * len(manifest)
+    for path, row_pixels in zip(manifest["path"], pixels):
+        if isinstance(row_pixels, str):
+            digest.update(row_pixels.encode())
+            continue
+        try:
+            stat = os.stat(path)
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns};".encode())
+        except (OSError, ValueError):
+            digest.update(b"unreadable;")  # model_inputs names the file when it fails to read it
+    return digest.hexdigest()
+
+
 def cached_model_inputs(manifest: pd.DataFrame, input_shape: tuple[int, int, int], face_crop: bool,
                         margin: float = FaceDefaults.margin, cache_dir: Path = CACHE_DIR / "arrays") -> np.ndarray:
-    """``model_inputs`` computed once per (images, shape, crop settings) and kept as .npy."""
-    recipe = [list(manifest["path"]), list(input_shape), face_crop, margin if face_crop else None]
+    """``model_inputs`` computed once per (images and their contents, shape, crop settings) and kept as .npy."""
+    recipe = [list(manifest["path"]), contents_signature(manifest), list(input_shape), face_crop,
+              margin if face_crop else None]
     if face_crop:
         recipe.append([[f.to_dict() for f in faces] for faces in manifest["faces"]])
     key = hashlib.sha1(json.dumps(recipe).encode()).hexdigest()[:16]

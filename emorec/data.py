@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from emorec.config import FER2013_CODES, IMAGE_SUFFIXES, LABEL_ALIASES, LABELS, SEED
+from emorec.config import FER2013_CODES, IMAGE_SUFFIXES, LABEL_ALIASES, LABELS, MAX_ZIP_BYTES, SEED
 from emorec.images import ImageError, load_image
 
 MANIFEST_COLUMNS = ["path", "label", "subject", "sequence", "frame", "source", "split"]
@@ -209,6 +209,11 @@ def _load_dataset(where: Path) -> pd.DataFrame:
 # Subject-independent splits
 
 
+def label_indices(labels: pd.Series | list[str]) -> np.ndarray:
+    """Canonical labels as their positions in ``LABELS`` (the models' output order)."""
+    return np.array([LABELS.index(label) for label in labels], np.int32)
+
+
 def groups_of(manifest: pd.DataFrame) -> pd.Series:
     """The group of each row: its subject, or its own path when the subject is unknown (FER2013)."""
     return manifest["subject"].where(manifest["subject"].notna(), manifest["path"])
@@ -344,11 +349,12 @@ def expected_labels_csv(text: str) -> dict[str, str]:
     return labels
 
 
-def extract_zip(data: bytes, destination: Path, max_bytes: int = 2_000_000_000) -> Path:
+def extract_zip(data: bytes, destination: Path, max_bytes: int = MAX_ZIP_BYTES) -> Path:
     """Unpack an uploaded zip of a dataset safely (no paths outside ``destination``, bounded size)
     and return the folder that holds the dataset (the single top folder, if there is one)."""
     import io
     import zipfile
+    import zlib
 
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
@@ -365,7 +371,7 @@ def extract_zip(data: bytes, destination: Path, max_bytes: int = 2_000_000_000) 
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(archive.read(member))
-        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError) as error:
+        except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError, OSError) as error:
             raise DatasetError(f"The zip cannot be unpacked at {member.filename} ({error}).") from None
     entries = [p for p in root.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX"]
     return entries[0] if len(entries) == 1 and entries[0].is_dir() and entries[0].name.lower() not in LABEL_ALIASES else root

@@ -17,7 +17,7 @@ from sklearn.metrics import accuracy_score, classification_report, confusion_mat
 from sklearn.model_selection import StratifiedKFold
 
 from emorec.config import EMOTIONS, LABELS, SEED
-from emorec.data import assert_subject_independent, groups_of, subject_kfold
+from emorec.data import assert_subject_independent, groups_of, label_indices, subject_kfold
 from emorec.files import atomic_target, atomic_write_text
 
 PROTOCOLS = {
@@ -30,15 +30,15 @@ FOLDS = {"subject-kfold": 10, "image-kfold": 4}  # default folds per protocol (i
 
 def folds(manifest: pd.DataFrame, protocol: str, n_splits: int | None = None, seed: int = SEED) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Train/test positions of each fold under ``protocol`` (``n_splits`` defaults to ``FOLDS``)."""
-    n_splits = n_splits or FOLDS.get(protocol, 10)
+    if protocol not in FOLDS:
+        raise ValueError(f"Unknown protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}.")
+    n_splits = n_splits or FOLDS[protocol]
     if protocol == "subject-kfold":
         for train, test in subject_kfold(manifest, n_splits, seed):
             assert_subject_independent(manifest.iloc[train], manifest.iloc[test])
             yield train, test
-    elif protocol == "image-kfold":
+    else:  # image-kfold
         yield from StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(manifest, manifest["label"])
-    else:
-        raise ValueError(f"Unknown protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}.")
 
 
 # A trainer takes (train images, train label indices, train groups, run folder) and returns a
@@ -59,7 +59,7 @@ def cross_validate(x: np.ndarray, manifest: pd.DataFrame, trainer: Trainer, prot
     """Train and test once per fold; returns one row per test image: its fold, true label and
     the predicted probability of every class. Folds finished before an interruption (their test
     predictions saved in ``run_dir`` with the same inputs and ``settings``) are not trained again."""
-    y = np.array([LABELS.index(label) for label in manifest["label"]])
+    y = label_indices(manifest["label"])
     groups = groups_of(manifest).to_numpy()
     recipe = fingerprint(x, *settings)
     rows = []
@@ -134,6 +134,13 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
     return round(float(ece), 4)
 
 
+def calibration_error_among(probabilities: np.ndarray, labels: np.ndarray, columns: list[int]) -> float:
+    """ECE over some classes only (a dataset without contempt: FER2013): the probabilities of
+    ``columns`` renormalised; ``labels`` index into ``columns``."""
+    among = probabilities[:, columns] / probabilities[:, columns].sum(axis=1, keepdims=True)
+    return expected_calibration_error(among, labels)
+
+
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None) -> float:
     """The temperature T minimising the negative log-likelihood of softmax(log p / T); with
     ``groups`` (e.g. the domain of each face), every group weighs the same however many rows it has."""
@@ -183,7 +190,7 @@ def cross_fitted(probabilities: np.ndarray, labels: np.ndarray, folds: np.ndarra
 def summarize(predictions: pd.DataFrame, protocol: str) -> dict:
     """Everything a model card holds for one protocol: 8 classes, the 7 emotions, calibration."""
     probabilities = predictions[list(LABELS)].to_numpy()
-    labels = np.array([LABELS.index(label) for label in predictions["label"]])
+    labels = label_indices(predictions["label"])
     return {
         "protocol": protocol,
         "description": PROTOCOLS[protocol],
@@ -195,9 +202,10 @@ def summarize(predictions: pd.DataFrame, protocol: str) -> dict:
 
 
 def evaluate_variant(name: str, data_dir: Path, protocol: str, command: str, n_splits: int | None = None,
-                     models_dir: Path | None = None, progress: Callable[[Iterable], Iterable] = iter) -> dict:
-    """Cross-validate a variant on a dataset, keep every test prediction beside the model
-    (``cv-<protocol>.csv``) and record the summary in its card."""
+                     models_dir: Path | None = None, progress: Callable[[Iterable], Iterable] = iter,
+                     epochs: int | None = None) -> dict:
+    """Cross-validate a study variant on a dataset (at most ``epochs`` per fold, else its own),
+    keep every test prediction beside the model (``cv-<protocol>.csv``) and record the summary in its card."""
     from emorec import registry
     from emorec.config import CACHE_DIR, MODELS_DIR
     from emorec.data import load_dataset
@@ -207,11 +215,11 @@ def evaluate_variant(name: str, data_dir: Path, protocol: str, command: str, n_s
     n_splits = n_splits or FOLDS[protocol]
     manifest = load_dataset(data_dir)
     x = variant_inputs(name, manifest)
-    run_dir = CACHE_DIR / "runs" / name
+    run_dir = CACHE_DIR / "runs" / (f"{name}-{epochs}ep" if epochs else name)  # other epochs: other folds
     from emorec.models import VARIANTS
 
-    predictions = cross_validate(x, manifest, study_trainer(name), protocol, run_dir, n_splits, progress,
-                                 settings=(VARIANTS[name],))
+    predictions = cross_validate(x, manifest, study_trainer(name, epochs), protocol, run_dir, n_splits, progress,
+                                 settings=(VARIANTS[name], *([epochs] if epochs else [])))
     out = models_dir / name
     atomic_write_text(out / f"cv-{protocol}.csv", predictions.round(5).to_csv(index=False))
     summary = summarize(predictions, protocol)
@@ -270,16 +278,13 @@ def evaluate_labelled(manifest: pd.DataFrame, recognizers: dict, progress: Calla
     """Every model on a labelled folder of photos (class-folder layout): one row per photo and model
     for each photo's main face (see ``score_labelled``); ``whole_image`` for faces cropped already.
     A photo that fails gets an ``error`` and the others go on."""
-    from emorec.images import ImageError, load_image
-    from emorec.predict import classify_photo
+    from emorec.images import load_image
+    from emorec.predict import classify_photo, labelled_photo_rows
 
     rows = []
     for path, label in progress(list(zip(manifest["path"], manifest["label"]))):
-        try:
-            rows += classify_photo(load_image(path), recognizers, whole_image).main_face_rows(Path(path).name, label)
-        except Exception as error:  # one photo must never lose the run (ImageError: a readable message)
-            message = str(error) if isinstance(error, ImageError) else f"{type(error).__name__}: {error}"
-            rows.append({"photo": Path(path).name, "model": None, "expected": label, "predicted": None, "error": message})
+        rows += labelled_photo_rows(Path(path).name, label,
+                                    lambda path=path: classify_photo(load_image(path), recognizers, whole_image))
     return pd.DataFrame(rows)
 
 
@@ -314,8 +319,7 @@ def evaluate_holdout(name: str, data_dir: Path, command: str, models_dir: Path) 
     labels = np.array([classes.index(label) for label in manifest["label"][known]])
 
     def calibration_error(served: np.ndarray) -> float:
-        among = served[known][:, present] / served[known][:, present].sum(axis=1, keepdims=True)
-        return expected_calibration_error(among, labels)
+        return calibration_error_among(served[known], labels, present)
 
     summary = {"description": f"{data_dir}: pre-cropped faces never trained on, argmax over the dataset's classes",
                "accuracy": result["accuracy"]["pooled"], "macro_f1": result["macro_f1"]["pooled"],

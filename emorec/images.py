@@ -15,9 +15,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-# Beyond this, an image is refused before it is decoded (Pillow's own decompression-bomb guard,
-# at about 179 million pixels, stays on as a second line).
-MAX_PIXELS = 64_000_000
+from emorec.config import MAX_IMAGE_PIXELS
+
 SUPPORTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "MPO")
 
 ImageSource = bytes | bytearray | str | Path | np.ndarray | Image.Image
@@ -25,7 +24,7 @@ ImageSource = bytes | bytearray | str | Path | np.ndarray | Image.Image
 
 class ImageError(ValueError):
     """An input that is not a usable image. ``kind`` names the problem for tests and logs:
-    empty, missing, not-an-image, truncated, unsupported, too-large, zero-size, bad-array."""
+    empty, missing, unreadable, not-an-image, truncated, unsupported, too-large, zero-size, bad-array."""
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)
@@ -44,7 +43,10 @@ def load_image(source: ImageSource, name: str | None = None) -> np.ndarray:
         path = Path(source)
         if not path.is_file():
             raise ImageError("missing", f"{label}: no such file.")
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise ImageError("unreadable", f"{label} cannot be read ({error.strerror or error}).") from None
     else:
         data = bytes(source)
     if not data:
@@ -71,8 +73,8 @@ def _decoded(image: Image.Image, label: str) -> np.ndarray:
     width, height = image.size
     if width == 0 or height == 0:
         raise ImageError("zero-size", f"{label} has no pixels ({width}x{height}).")
-    if width * height > MAX_PIXELS:
-        raise ImageError("too-large", f"{label} is {width}x{height}: more than {MAX_PIXELS // 1_000_000} megapixels.")
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageError("too-large", f"{label} is {width}x{height}: more than {MAX_IMAGE_PIXELS // 1_000_000} megapixels.")
     image.seek(0)  # the first frame of a GIF or a multi-page TIFF
     image.load()
     image = ImageOps.exif_transpose(image)

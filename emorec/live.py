@@ -1,8 +1,8 @@
 """Live video: annotate webcam frames with faces and expressions fast enough for a laptop CPU.
 
 Detection runs on every frame at reduced resolution (``FaceDetector`` downscales by itself); the
-classifier runs at most every ``classify_every`` seconds and its labels follow the faces in
-between. ``LiveAnnotator.process`` is called from the video thread; what the page shows travels
+classifier runs every ``classify_every`` seconds, and at once when a face appears or leaves; in
+between, its labels follow the faces. ``LiveAnnotator.process`` is called from the video thread; what the page shows travels
 through a queue as ``LiveStats``.
 """
 

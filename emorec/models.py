@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from emorec.config import LABELS, PRETRAIN_EPOCHS
+from emorec.config import EMOREC_INPUT_SHAPE, LABELS, PRETRAIN_EPOCHS
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ VARIANTS: dict[str, Variant] = {
                 "The study's Talos-tuned CNN on aligned MTCNN face crops",
                 epochs=100, batch_size=256, learning_rate=1e-3, optimizer="adam", study_reported_accuracy=0.70,
                 quantize_dense=True),
-        Variant("emorec", (48, 48, 1), True,
+        Variant("emorec", EMOREC_INPUT_SHAPE, True,
                 "emorec's residual CNN: pretrained on FER2013, fine-tuned on aligned CK+ crops",
                 epochs=PRETRAIN_EPOCHS, batch_size=128, learning_rate=2e-3, optimizer="adamw"),
     )
@@ -126,7 +126,7 @@ def _residual_block(x, filters: int, downsample: bool):
     return layers.Activation("relu")(x)
 
 
-def emorec_cnn(input_shape: tuple[int, int, int] = (48, 48, 1), num_classes: int = len(LABELS),
+def emorec_cnn(input_shape: tuple[int, int, int] = EMOREC_INPUT_SHAPE, num_classes: int = len(LABELS),
                stem: int = 32, widths: tuple[int, ...] = (64, 128, 256, 512), dropout: float = 0.4) -> keras.Model:
     """emorec's network: a ResNet for 48x48 gray faces, sized to train on two CPU cores.
 

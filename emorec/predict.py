@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +18,8 @@ import numpy as np
 
 from emorec.config import MODELS_DIR, NOT_SURE_BELOW, FaceDefaults
 from emorec.evaluate import apply_temperature
-from emorec.faces import Face, FaceDetector, align_crop, whole_image_face
-from emorec.images import to_model_input
+from emorec.faces import Face, FaceDetector, align_crop, main_face, whole_image_face
+from emorec.images import ImageError, to_model_input
 from emorec.registry import MODEL_FILE, ModelUnavailable, read_card
 
 
@@ -45,6 +46,13 @@ def shared_detector(min_face: float = FaceDefaults.min_face, min_score: float = 
     return FaceDetector(min_face=min_face, min_score=min_score)
 
 
+def mirror_averaged(forward, images: np.ndarray) -> np.ndarray:
+    """Test-time augmentation: the mean of ``forward``'s probabilities for the faces and for
+    their mirror images, computed as one batch."""
+    both = np.asarray(forward(np.concatenate([images, images[:, :, ::-1]])), np.float64)
+    return (both[:len(images)] + both[len(images):]) / 2
+
+
 class EmotionRecognizer:
     """A shipped model with what it needs to see faces the way it was trained: input size,
     colour mode, face crop or whole frame, crop margin, temperature and "not sure" threshold."""
@@ -53,7 +61,6 @@ class EmotionRecognizer:
         import tensorflow as tf
 
         self.name = name
-        self.card = card
         self.classes: tuple[str, ...] = tuple(card["classes"])
         self.input_shape: tuple[int, int, int] = tuple(card["input_shape"])
         self.face_crop: bool = bool(card.get("face_crop", True))
@@ -66,7 +73,6 @@ class EmotionRecognizer:
             lambda x: model(x, training=False),
             input_signature=[tf.TensorSpec((None, *self.input_shape), tf.float32)],
         )
-        self.model = model
 
     @classmethod
     def load(cls, name: str, models_dir: Path = MODELS_DIR) -> EmotionRecognizer:
@@ -104,9 +110,8 @@ class EmotionRecognizer:
         if len(crops) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         crops = np.asarray(crops, np.float32)
-        if self.tta_flip:  # average with the mirror image (one batch), as the model was evaluated
-            both = self._forward(np.concatenate([crops, crops[:, :, ::-1]])).numpy().astype(np.float64)
-            probabilities = (both[:len(crops)] + both[len(crops):]) / 2
+        if self.tta_flip:  # as the model was evaluated
+            probabilities = mirror_averaged(lambda x: self._forward(x).numpy(), crops)
         else:
             probabilities = self._forward(crops).numpy().astype(np.float64)
         return apply_temperature(probabilities, self.temperature) if self.temperature != 1.0 else probabilities
@@ -171,7 +176,7 @@ class PhotoResult:
         if not self.faces:
             return [{"photo": photo, "model": name, "expected": expected, "predicted": None, "confidence": None,
                      "sure": None, "faces": 0} for name in self.predictions]
-        main = max(range(len(self.faces)), key=lambda i: self.faces[i].area)
+        main = self.faces.index(main_face(self.faces))
         return [{"photo": photo, "model": name, "expected": expected, "predicted": preds[main].label,
                  "confidence": round(preds[main].probabilities[preds[main].label], 4), "sure": preds[main].sure,
                  "faces": len(self.faces)} for name, preds in self.predictions.items()]
@@ -214,3 +219,13 @@ def classify_photo(image: np.ndarray, recognizers: dict[str, EmotionRecognizer],
             whole = recognizer.predict_faces(image, [whole_image_face(image)])[0]
             predictions[name] = [whole] * len(faces)
     return PhotoResult(faces, predictions, whole_image, whole_frame)
+
+
+def labelled_photo_rows(photo: str, expected: str | None, classify: Callable[[], PhotoResult]) -> list[dict]:
+    """``PhotoResult.main_face_rows`` of one photo of a batch, or a single row with its ``error``
+    when the photo cannot be read or classified: one photo must never lose a batch."""
+    try:
+        return classify().main_face_rows(photo, expected)
+    except Exception as error:  # ImageError: a message for the user; anything else: named
+        message = str(error) if isinstance(error, ImageError) else f"{type(error).__name__}: {error}"
+        return [{"photo": photo, "model": None, "expected": expected, "predicted": None, "error": message}]

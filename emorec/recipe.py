@@ -27,11 +27,11 @@ import pandas as pd
 from emorec.config import (FER_SLICE, FINETUNE_BATCH, FINETUNE_EPOCHS, FINETUNE_LEARNING_RATE, LABELS, NOT_SURE_BELOW,
                            PROBE_EPOCHS, PROBE_LEARNING_RATE, SEED)
 from emorec.crops import cached_model_inputs
-from emorec.data import load_dataset
+from emorec.data import label_indices, load_dataset
 from emorec.files import atomic_write_text
 from emorec.models import VARIANTS
-from emorec.train import (augmentation, class_weights, compile_model, fer_holdout_split, fit, label_indices,
-                          make_dataset, set_seed, variant_inputs)
+from emorec.train import (augmentation, class_weights, compile_model, fer_holdout_split, fit, make_dataset, set_seed,
+                          variant_inputs)
 
 INPUT_SHAPE = VARIANTS["emorec"].input_shape
 MIXING_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)  # share of the fine-tuned weights (0 = pretrained, 1 = fine-tuned)
@@ -72,12 +72,12 @@ def load_finetune_data(ck48_dir: Path | None, fer_train_dir: Path | None, fer_fa
 
 
 def flip_averaged(model: keras.Model):
-    """Test-time augmentation: the mean of the face's and its mirror image's probabilities."""
+    """``model``'s predict function with the test-time augmentation it is served with (the face
+    and its mirror image, ``predict.mirror_averaged``)."""
+    from emorec.predict import mirror_averaged
 
     def predict(images: np.ndarray) -> np.ndarray:
-        images = images.astype(np.float32)
-        both = model.predict(np.concatenate([images, images[:, :, ::-1]]), batch_size=256, verbose=0)
-        return (both[:len(images)] + both[len(images):]) / 2
+        return mirror_averaged(lambda x: model.predict(x, batch_size=256, verbose=0), images.astype(np.float32))
 
     return predict
 
@@ -239,7 +239,8 @@ def calibrate(scan: MixingScan, fold_shares: list[float], probabilities: np.ndar
     probabilities than photos from the wild bear. Calibration error before and after, cross-fitted
     (each fold scaled by a temperature fitted on the other folds' faces of both domains); on FER2013
     over its seven classes, as PublicTest is scored."""
-    from emorec.evaluate import apply_temperature, cross_fitted, expected_calibration_error, fit_temperature
+    from emorec.evaluate import (apply_temperature, calibration_error_among, cross_fitted, expected_calibration_error,
+                                 fit_temperature)
 
     ckplus = {"ece_before": expected_calibration_error(probabilities, labels)}
     if scan.fer_probabilities is None:  # CK+ only
@@ -256,8 +257,7 @@ def calibrate(scan: MixingScan, fold_shares: list[float], probabilities: np.ndar
     present = np.unique(fer_labels)  # FER2013 has no contempt: its error over its own classes
 
     def fer_error(served: np.ndarray) -> float:
-        among = served[:, present] / served[:, present].sum(axis=1, keepdims=True)
-        return expected_calibration_error(among, np.searchsorted(present, fer_labels))
+        return calibration_error_among(served, np.searchsorted(present, fer_labels), list(present))
 
     return {"temperature": temperature,
             "fitted_on": f"out-of-fold CK+ predictions (subject-kfold) and FER2013's {len(fer_labels):,} held-out "

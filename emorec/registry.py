@@ -62,7 +62,7 @@ def read_history(name: str, models_dir: Path = MODELS_DIR) -> list[dict] | None:
     """The final model's training history (one dict per epoch), when saved."""
     try:
         return json.loads((models_dir / name / "history.json").read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
         return None
 
 
@@ -73,7 +73,7 @@ def read_predictions(name: str, protocol: str, models_dir: Path = MODELS_DIR):
     path = models_dir / name / f"cv-{protocol}.csv"
     try:
         return pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+    except (OSError, ValueError, pd.errors.ParserError):  # ValueError: not UTF-8, or empty
         return None
 
 

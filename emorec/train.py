@@ -2,7 +2,9 @@
 checkpoints that resume after an interruption, and a history saved beside the model.
 
 Setup -> Prepare data -> Build -> Train, as in the keras-io examples; the recipes at the bottom
-(``train_study_variant``, ``pretrain_fer``) are what ``python -m emorec train`` runs.
+are what the CLI runs: ``train_final`` (``python -m emorec train``, the study variants; emorec's
+own recipe is ``emorec.recipe``), ``pretrain_fer`` (``pretrain``), ``study_trainer`` (``evaluate``)
+and ``train_configuration`` (a Talos table's row, from the Tuning page).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from emorec.bench import served_latency
 from emorec.config import (CACHE_DIR, LABELS, MODELS_DIR, PRETRAIN_EPOCHS, PRETRAIN_ERASING,
                            PRETRAIN_RESTART_LEARNING_RATE, SEED)
 from emorec.crops import cached_model_inputs, detect_dataset
-from emorec.data import dataset_summary, load_dataset
+from emorec.data import dataset_summary, label_indices, load_dataset
 from emorec.files import atomic_target, atomic_write_text
 from emorec.models import VARIANTS, build
 
@@ -70,10 +72,6 @@ def variant_inputs(name: str, manifest: pd.DataFrame, progress=iter) -> np.ndarr
     if variant.face_crop:
         manifest = detect_dataset(manifest, shared_detector(), progress=progress)
     return cached_model_inputs(manifest, variant.input_shape, variant.face_crop)
-
-
-def label_indices(labels: pd.Series | list[str]) -> np.ndarray:
-    return np.array([LABELS.index(label) for label in labels], np.int32)
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, augment: keras.Sequential | None = None,
@@ -121,12 +119,25 @@ class EpochLog(keras.callbacks.Callback):
         print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
 
 
+# The optimizers a variant or a Talos table may name (the study's tables hold all but AdamW).
+OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "nadam": keras.optimizers.Nadam,
+              "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD, "adagrad": keras.optimizers.Adagrad,
+              "adamax": keras.optimizers.Adamax, "adadelta": keras.optimizers.Adadelta}
+
+
+def make_optimizer(name: str, learning_rate) -> keras.optimizers.Optimizer:
+    """The Keras optimizer called ``name`` (any case); ValueError naming the known ones otherwise."""
+    try:
+        return OPTIMIZERS[str(name).lower()](learning_rate=learning_rate)
+    except KeyError:
+        raise ValueError(f"Unknown optimizer {name!r}: emorec trains with {', '.join(OPTIMIZERS)}.") from None
+
+
 def compile_model(model: keras.Model, optimizer: str, learning_rate) -> None:
     """Compile with XLA: on two CPU cores it trains emorec's ResNet 1.7 times as fast as TensorFlow's
     default graph (Keras' "auto" leaves XLA off on CPU)."""
-    opt = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "nadam": keras.optimizers.Nadam,
-           "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}[optimizer.lower()](learning_rate=learning_rate)
-    model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=True)
+    model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], jit_compile=True)
 
 
 def fit(model: keras.Model, train: tf.data.Dataset, val: tf.data.Dataset | None, epochs: int, run_dir: Path,
@@ -181,8 +192,8 @@ def best_epoch(run_dir: Path) -> int:
 
 def train_study_variant(name: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None, run_dir: Path,
                         epochs: int | None = None, verbose: int = 2) -> keras.Model:
-    """A study variant with its own optimizer, batch size and epochs. With ``groups``, a tenth of
-    the subjects is held out for early stopping; without (the final model), it trains ``epochs``."""
+    """A study variant with its own optimizer, batch size and epochs. With ``groups``, 15 % of
+    the subjects are held out for early stopping; without (the final model), it trains ``epochs``."""
     set_seed()
     variant = VARIANTS[name]
     model = build(name)
@@ -206,7 +217,7 @@ def fer_holdout_split(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return train_test_split(np.arange(len(y)), test_size=0.1, stratify=y, random_state=SEED)
 
 
-def pretrain_fer(fer_train_dir: Path, out_dir: Path, epochs: int = PRETRAIN_EPOCHS, batch_size: int = 128,
+def pretrain_fer(fer_train_dir: Path, out_dir: Path, epochs: int = PRETRAIN_EPOCHS, batch_size: int | None = None,
                  run_dir: Path | None = None, restart_from: Path | None = None) -> keras.Model:
     """emorec stage 1: learn faces in the wild on FER2013 train (10 % held out to watch the run;
     the PublicTest split is never seen). Trains in ``run_dir`` (resumable, outside the repository)
@@ -222,6 +233,7 @@ def pretrain_fer(fer_train_dir: Path, out_dir: Path, epochs: int = PRETRAIN_EPOC
         cycle = f"pretrain-restart-{hashlib.sha256(restart_from.read_bytes()).hexdigest()[:12]}-{epochs}ep"
     run_dir = run_dir or CACHE_DIR / "runs" / "emorec" / cycle
     variant = VARIANTS["emorec"]
+    batch_size = batch_size or variant.batch_size
     manifest = load_dataset(fer_train_dir)
     x = cached_model_inputs(manifest, variant.input_shape, face_crop=False)
     y = label_indices(manifest["label"])
@@ -238,7 +250,7 @@ def pretrain_fer(fer_train_dir: Path, out_dir: Path, epochs: int = PRETRAIN_EPOC
         earlier = json.loads(history_path.read_text()) if history_path.exists() else []
         peak, augment = PRETRAIN_RESTART_LEARNING_RATE, augmentation(erasing=PRETRAIN_ERASING)
     schedule = keras.optimizers.schedules.CosineDecay(peak / 20, steps, warmup_target=peak, warmup_steps=steps // 30)
-    compile_model(model, "adamw", schedule)
+    compile_model(model, variant.optimizer, schedule)
     fit(model, make_dataset(x_train, y_train, batch_size, augment, shuffle=True),
         make_dataset(x_val, y_val, 512), epochs, run_dir, class_weights(y_train, 0.3), patience=None)
     save_model(model, out_dir / "pretrained.keras")
@@ -311,12 +323,14 @@ def train_configuration(params: dict, data_dir: Path, name: str, face_crop: bool
 
     set_seed()
     variant = VARIANTS["tuned_mtcnn" if face_crop else "tuned_full"]
+    optimizer = str(params.get("optimizer", variant.optimizer))
+    make_optimizer(optimizer, 1e-3)  # an unknown optimizer fails here, before the faces are prepared
     manifest = load_dataset(data_dir)
     x = variant_inputs(variant.name, manifest)
     y = label_indices(manifest["label"])
     fit_rows, val_rows = inner_validation_split(y, groups_of(manifest).to_numpy(), 0.2)
     model = tuned_cnn(variant.input_shape, len(LABELS), params, name="tuned")
-    compile_model(model, str(params.get("optimizer", variant.optimizer)), float(params.get("lr", variant.learning_rate)))
+    compile_model(model, optimizer, float(params.get("lr", variant.learning_rate)))
     epochs = int(params.get("epochs", variant.epochs))
     batch_size = int(params.get("batch_size", variant.batch_size))
     run_dir = CACHE_DIR / "runs" / "configurations" / f"{name}-{fingerprint(x, sorted(params.items(), key=str), face_crop)}"

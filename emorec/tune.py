@@ -249,9 +249,6 @@ def scaled_inputs(images: np.ndarray, scale: float) -> np.ndarray:
     return tf.image.resize(images, size, method="area").numpy()
 
 
-OPTIMIZERS = {"adam": "Adam", "nadam": "Nadam", "rmsprop": "RMSprop", "sgd": "SGD", "adamw": "AdamW"}
-
-
 def balanced_accuracy_logger(x_val, y_val):
     """A callback that adds ``val_balanced_accuracy`` (scikit-learn's mean recall per class) to each
     epoch's logs, so Talos records it and early stopping can watch it. Plain accuracy rewards a
@@ -276,12 +273,11 @@ def scan_model(x_train, y_train, x_val, y_val, params):
     import keras
 
     from emorec.models import tuned_cnn
-    from emorec.train import augmentation, class_weights
+    from emorec.train import augmentation, class_weights, make_optimizer
 
     network = tuned_cnn(x_train.shape[1:], y_train.shape[1], params)
     model = keras.Sequential([keras.Input(x_train.shape[1:]), augmentation(), network])
-    optimizer = getattr(keras.optimizers, OPTIMIZERS[str(params["optimizer"]).lower()])
-    model.compile(optimizer=optimizer(learning_rate=float(params["lr"])), loss="categorical_crossentropy",
+    model.compile(optimizer=make_optimizer(params["optimizer"], float(params["lr"])), loss="categorical_crossentropy",
                   metrics=["accuracy"])
     stop = keras.callbacks.EarlyStopping(monitor="val_balanced_accuracy", mode="max", patience=int(params["patience"]))
     history = model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=int(params["epochs"]),
@@ -332,7 +328,8 @@ def run_scan(data_dir: Path, out: Path, variant: str = "mtcnn", space: Path = DE
 
     from emorec.config import CACHE_DIR, LABELS, SEED
     from emorec.data import groups_of, load_dataset
-    from emorec.train import inner_validation_split, label_indices, variant_inputs
+    from emorec.data import label_indices
+    from emorec.train import inner_validation_split, variant_inputs
 
     params, settings = load_space(space)
     params = {**params, "patience": [int(settings.get("early_stopping_patience", 5))]}

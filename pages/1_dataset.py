@@ -9,7 +9,7 @@ import streamlit as st
 
 from emorec import data, registry
 from emorec.config import default_data_dir
-from pages.common import image_sizes, load_manifest, modified, page_setup
+from pages.common import image_sizes, load_manifest, local_path, modified, page_setup
 
 page_setup()
 
@@ -19,7 +19,7 @@ folder = st.text_input(
     value=str(default_data_dir()),
     help="Set EMOREC_DATA to change the default. Class folders, the official CK+ layout and the FER2013 CSV are understood.",
 )
-path = Path(folder).expanduser()
+path = local_path(folder)
 if st.button("Reload", help="Read the folder again (after adding or removing images inside a class folder)."):
     load_manifest.clear()
     image_sizes.clear()
@@ -95,7 +95,7 @@ try:
     mtime = modified(path)
     manifest = load_manifest(str(path), mtime) if mtime is not None else data.load_dataset(path)
 except data.DatasetError as error:
-    st.warning(str(error).split("\n")[0] + f"  \n(Looked in `{path.resolve()}`; set `EMOREC_DATA` to open another folder "
+    st.warning(str(error).split("\n")[0] + f"  \n(Looked in `{path.absolute()}`; set `EMOREC_DATA` to open another folder "
                "by default.)")
     show_training_data()
 else:

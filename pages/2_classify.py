@@ -16,8 +16,9 @@ from emorec.drawing import draw_faces
 from emorec.evaluate import score_labelled
 from emorec.explain import occlusion_map, overlay
 from emorec.plots import confusion_heatmap
+from emorec.predict import labelled_photo_rows
 from emorec.images import ImageError, load_image
-from pages.common import classify, in_grid, model_picker, page_setup
+from pages.common import classify, in_grid, local_path, model_picker, page_setup
 
 page_setup()
 
@@ -129,7 +130,7 @@ def batch_sources() -> list[tuple[str, bytes]]:
     folder = st.text_input("…or a folder on this machine", placeholder="/path/to/photos")
     sources = [(u.name, u.getvalue()) for u in uploads or []]
     if folder:
-        path = Path(folder).expanduser()
+        path = local_path(folder)
         try:
             if not path.is_dir():
                 raise NotADirectoryError(errno.ENOTDIR, "not a folder on this machine")
@@ -155,12 +156,8 @@ with batch_tab:
         rows, bar = [], st.progress(0.0, text="Classifying…")
         for done, (name, data) in enumerate(sources, start=1):
             label = expected.get(Path(name).name) or label_from_name(name)
-            try:
-                result = classify(load_image(data, name), hashlib.sha1(data).hexdigest(), tuple(recognizers), False, min_face)
-                rows += result.main_face_rows(name, label)
-            except Exception as error:  # one photo must never lose the batch (ImageError: a readable message)
-                message = str(error) if isinstance(error, ImageError) else f"{type(error).__name__}: {error}"
-                rows.append({"photo": name, "model": None, "expected": label, "predicted": None, "error": message})
+            rows += labelled_photo_rows(name, label, lambda name=name, data=data: classify(
+                load_image(data, name), hashlib.sha1(data).hexdigest(), tuple(recognizers), False, min_face))
             bar.progress(done / len(sources), text=f"Classified {done} of {len(sources)}")
         st.session_state["batch-results"] = inputs, pd.DataFrame(rows)
     answered, results = st.session_state.get("batch-results", (None, None))

@@ -67,10 +67,11 @@ c1, c2, c3, c4 = st.columns(4)
 c1.metric("Configurations", f"{summary.configurations:,}")
 c2.metric(f"Best {metric}", f"{summary.best:.3f}")
 c3.metric(f"Median {metric}", f"{summary.median:.3f}")
-balanced = "balanced" in metric  # 1/8 is chance for balanced accuracy; plain accuracy's floor is the data's
-floor = "chance" if balanced else f"a uniform guess (1/{len(LABELS)})"
-c4.metric(f"At or below {'chance' if balanced else '1/8'}", f"{summary.below_chance:.0%}",
-          help=f"Runs whose {metric} is at most 1/{len(LABELS)}. For balanced accuracy that is chance: the run learned "
+balanced = "balanced" in metric  # 1/classes is chance for balanced accuracy; plain accuracy's floor is the data's
+uniform = f"1/{len(LABELS)}"
+floor = "chance" if balanced else f"a uniform guess ({uniform})"
+c4.metric(f"At or below {'chance' if balanced else uniform}", f"{summary.below_chance:.0%}",
+          help=f"Runs whose {metric} is at most {uniform}. For balanced accuracy that is chance: the run learned "
                "nothing. Plain accuracy on unbalanced data has a higher floor (always answering the largest class "
                "scores its share), so runs stuck there show up as the repeated scores below instead.")
 if summary.below_chance > 0.25:
@@ -80,7 +81,7 @@ for _, row in summary.repeated.iterrows():
     st.warning(f"{int(row['runs']):,} runs ({row['share']:.0%}) ended at exactly {metric} = {row[metric]:.4f}: different "
                "configurations with one identical score usually mean a model that predicts the same class for every image.")
 st.plotly_chart(px.histogram(results.frame, x=metric, nbins=50, height=260).add_vline(x=CHANCE, line_dash="dot",
-                annotation_text="chance (balanced, 8 classes)" if balanced else "uniform guess (1/8)") if metric.endswith("accuracy") else
+                annotation_text=f"chance (balanced, {len(LABELS)} classes)" if balanced else f"uniform guess ({uniform})") if metric.endswith("accuracy") else
                 px.histogram(results.frame, x=metric, nbins=50, height=260), width="stretch", key="histogram")
 
 filtered = filter_rows(results, metric)

@@ -11,7 +11,7 @@ import streamlit as st
 
 from emorec import data, evaluate, plots, registry
 from emorec.config import LABELS
-from pages.common import in_grid, model_cards, model_history, model_predictions, page_setup, recognizers
+from pages.common import in_grid, local_path, model_cards, model_history, model_predictions, page_setup, recognizers
 
 page_setup()
 
@@ -162,7 +162,7 @@ if not available:
 elif (upload or folder) and st.button("Evaluate every model", type="primary"):
     try:
         with tempfile.TemporaryDirectory() as scratch:
-            where = data.extract_zip(upload.getvalue(), Path(scratch)) if upload else Path(folder).expanduser()
+            where = data.extract_zip(upload.getvalue(), Path(scratch)) if upload else local_path(folder)
             manifest = data.load_dataset(where)
             bar = st.progress(0.0, text="Evaluating…")
             total = len(manifest)

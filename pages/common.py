@@ -5,6 +5,7 @@ Layout helpers only; the work happens in the ``emorec`` package.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -59,11 +60,17 @@ def page_setup() -> None:
             st.rerun()
 
 
+def local_path(text: str) -> Path:
+    """A path typed by the user, ``~`` expanded (``os.path.expanduser`` never raises, unlike
+    ``Path.expanduser`` on an unknown ``~user``)."""
+    return Path(os.path.expanduser(text.strip()))
+
+
 def modified(path: Path) -> float | None:
     """A file's or folder's modification time (a cache key), None when it cannot be read."""
     try:
         return path.stat().st_mtime
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL character in the typed path
         return None
 
 

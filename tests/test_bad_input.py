@@ -308,13 +308,15 @@ def test_compare_page_rejects_bad_zips(compare_app, files, message):
     assert any(message in e.value for e in app.error), [e.value for e in app.error]
 
 
-def test_compare_page_missing_folder(compare_app, tmp_path):
+@pytest.mark.parametrize("typed", ["{tmp}/nowhere", "~nosuchuser_emorec/nowhere", "{tmp}/no\x00where"],
+                         ids=["missing", "unknown-home", "nul-character"])
+def test_compare_page_missing_folder(compare_app, tmp_path, typed):
     app = compare_app
     app.file_uploader[0].set_value(None)
-    app.text_input[0].set_value(str(tmp_path / "nowhere"))
+    app.text_input[0].set_value(typed.format(tmp=tmp_path))
     evaluate_button(app).click().run()
     assert not app.exception
-    assert any("nowhere does not exist" in e.value for e in app.error), [e.value for e in app.error]
+    assert any("where does not exist" in e.value for e in app.error), [e.value for e in app.error]
 
 
 # Classify page: uploads, camera, batch ---------------------------------------------------------
@@ -406,16 +408,18 @@ def test_batch_folder_of_non_images_reports_each_file(classify_app, tmp_path):
     assert results["error"].str.contains("is not an image").all()
 
 
-@pytest.mark.parametrize("where", ["missing", "file"])
+@pytest.mark.parametrize("where", ["missing", "file", "unknown-home"])
 def test_batch_folder_that_is_not_a_folder(classify_app, tmp_path, where):
     app = without_uploads(classify_app)
-    path = tmp_path / "nowhere"
+    path = str(tmp_path / "nowhere")
     if where == "file":
-        path = tmp_path / "photo.png"
-        path.write_bytes(BLANK)
-    app.text_input[0].set_value(str(path)).run()
+        path = str(tmp_path / "photo.png")
+        Path(path).write_bytes(BLANK)
+    elif where == "unknown-home":
+        path = "~nosuchuser_emorec/photos"
+    app.text_input[0].set_value(path).run()
     assert not app.exception
-    assert any(str(path) in m for m in all_messages(app)), all_messages(app)
+    assert any(path in m for m in all_messages(app)), all_messages(app)
 
 
 # Dataset page on bad folders -------------------------------------------------------------------
@@ -458,6 +462,12 @@ def test_dataset_page_explains_a_bad_folder(dataset_app, tmp_path, kind):
     where, message = bad_dataset(kind, tmp_path / "data")
     app = show_dataset(dataset_app, where)
     assert any(message in w.value for w in app.warning), [w.value for w in app.warning]
+
+
+@pytest.mark.parametrize("typed", ["~nosuchuser_emorec/data", "da\x00ta"], ids=["unknown-home", "nul-character"])
+def test_dataset_page_with_a_path_that_cannot_exist(dataset_app, typed):
+    app = show_dataset(dataset_app, typed)
+    assert any("does not exist" in w.value for w in app.warning), [w.value for w in app.warning]
 
 
 def test_dataset_page_with_files_that_are_not_images(dataset_app, tmp_path):
@@ -600,6 +610,17 @@ def test_bad_fer_pixels_are_named_when_read(tmp_path, pixels, message):
     csv.write_text(f"emotion,pixels\n3,{pixels}\n")
     with pytest.raises(data.DatasetError, match=message):
         data.read_image(data.load_dataset(csv).iloc[0])
+
+
+def test_zip_with_a_corrupt_compressed_member(tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("happy/a.png", bytes(range(256)) * 40)
+    damaged = bytearray(buffer.getvalue())
+    start = 30 + len("happy/a.png")  # the member's deflate stream, after its local header
+    damaged[start:start + 8] = b"\xff" * 8
+    with pytest.raises(data.DatasetError, match="cannot be unpacked at happy/a.png"):
+        data.extract_zip(bytes(damaged), tmp_path / "out")
 
 
 def test_zip_with_an_unsafe_path(tmp_path):
@@ -940,6 +961,18 @@ def test_damaged_array_cache_is_rebuilt(tmp_path):
     assert np.array_equal(first, again)
 
 
+def test_array_cache_follows_images_changed_at_the_same_paths(tmp_path):
+    from emorec.crops import cached_model_inputs
+
+    folder = tmp_path / "data"
+    write_image(folder / "happy" / "a.png", value=0)
+    manifest = data.load_dataset(folder)
+    before = cached_model_inputs(manifest, (8, 8, 1), face_crop=False, cache_dir=tmp_path / "arrays")
+    write_image(folder / "happy" / "a.png", size=(32, 24), value=255)
+    after = cached_model_inputs(data.load_dataset(folder), (8, 8, 1), face_crop=False, cache_dir=tmp_path / "arrays")
+    assert before.max() == 0 and after.min() == 255
+
+
 def test_cli_pretrain_restart_without_a_pretrained_network(capsys, monkeypatch, tmp_path):
     import emorec.cli
 
@@ -951,3 +984,46 @@ def test_cli_pretrain_restart_without_a_pretrained_network(capsys, monkeypatch, 
 def test_cli_write_cards_goes_with_latency_only(capsys):
     code, _, err = run_main(capsys, "bench", "faces", "--write-cards")
     assert code == 2 and "--write-cards goes with `bench latency`" in err
+
+
+def test_a_file_that_cannot_be_read_is_an_image_error(monkeypatch, tmp_path):
+    photo = tmp_path / "locked.png"
+    photo.write_bytes(BLANK)
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", denied)  # chmod cannot deny root, who runs CI
+    with pytest.raises(ImageError, match="locked.png cannot be read \\(Permission denied\\)") as error:
+        load_image(photo)
+    assert error.value.kind == "unreadable"
+
+
+@pytest.mark.parametrize("name, content", [("history.json", b"\xff\xfe[]"), ("cv-subject-kfold.csv", b"fold,\xff\xfe\n")],
+                         ids=["history", "predictions"])
+def test_model_files_that_are_not_utf8_read_as_absent(tmp_path, name, content):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / name).write_bytes(content)
+    assert registry.read_history("m", tmp_path) is None
+    assert registry.read_predictions("m", "subject-kfold", tmp_path) is None
+
+
+def test_an_unknown_optimizer_fails_before_any_face_is_prepared(tmp_path):
+    from emorec.train import train_configuration
+
+    with pytest.raises(ValueError, match="Unknown optimizer 'lion': emorec trains with adam, .*adamax"):
+        train_configuration({"optimizer": "lion"}, tmp_path / "no-data", "t", False, "", tmp_path)
+
+
+def test_study_tables_optimizers_are_all_known():
+    from emorec.train import make_optimizer
+
+    for name in ("Adam", "Nadam", "RMSprop", "SGD", "Adagrad", "Adamax", "Adadelta", "AdamW"):
+        assert make_optimizer(name, 1e-3).learning_rate > 0
+
+
+@pytest.mark.parametrize("command", ["evaluate", "train"])
+def test_cli_refuses_emorec_options_for_a_study_variant(capsys, tmp_path, command):
+    code, _, err = run_main(capsys, command, "--variant", "baseline", "--data", tmp_path, "--fer", tmp_path,
+                            "--fer-faces", "10")
+    assert code == "error: --fer, --fer-faces apply to --variant emorec only"

@@ -22,8 +22,7 @@ class CountingRecognizer(EmotionRecognizer):
 
 def test_frames_are_annotated_and_stats_queued(tmp_path):
     ship_tiny_model(tmp_path)
-    loaded = EmotionRecognizer.load("tiny", tmp_path)
-    recognizer = CountingRecognizer("tiny", loaded.model, loaded.card)
+    recognizer = CountingRecognizer.load("tiny", tmp_path)
     stats = queue.Queue(maxsize=1)
     annotator = LiveAnnotator(recognizer, classify_every=10.0, stats_queue=stats)
     frame = skdata.astronaut()

@@ -15,7 +15,8 @@ import emorec.config
 from emorec import evaluate, recipe, registry
 from emorec.config import LABELS
 from emorec.predict import EmotionRecognizer
-from emorec.train import label_indices, pretrain_fer
+from emorec.data import label_indices
+from emorec.train import pretrain_fer
 from tests.conftest import write_image
 
 
