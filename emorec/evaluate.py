@@ -83,9 +83,36 @@ def predicted_labels(predictions: pd.DataFrame, classes: tuple[str, ...]) -> np.
     return np.array(classes)[predictions[list(classes)].to_numpy().argmax(axis=1)]
 
 
+def subject_ci95(right: np.ndarray, paths, resamples: int = 9999, seed: int = SEED) -> list[float]:
+    """95 % confidence interval of the share of ``right`` answers when the *people* are resampled
+    (a cluster bootstrap, BCa, by SciPy): how far the pooled accuracy could move with other subjects
+    of the same kind. One subject's frames are not independent, so resampling frames would claim too
+    narrow an interval. Subjects come from CK+ file names; any other file counts as its own subject."""
+    from scipy.stats import bootstrap
+
+    from emorec.data import parse_ckplus_name
+
+    subjects = [parse_ckplus_name(Path(p).name)[0] or str(p) for p in paths]
+    _, subject = np.unique(subjects, return_inverse=True)
+    right_per, frames_per = np.bincount(subject, weights=np.asarray(right, float)), np.bincount(subject)
+    if len(right_per) < 2 or right_per.sum() in (0, frames_per.sum()):
+        share = float(right_per.sum() / frames_per.sum()) if len(frames_per) else float("nan")
+        return [round(share, 4), round(share, 4)]  # no spread to resample
+    result = bootstrap((right_per, frames_per), lambda r, n, axis=-1: r.sum(axis=axis) / n.sum(axis=axis),
+                       paired=True, vectorized=True, n_resamples=resamples, random_state=seed)
+    return [round(float(result.confidence_interval.low), 4), round(float(result.confidence_interval.high), 4)]
+
+
+def accuracy_ci95(predictions: pd.DataFrame, classes: tuple[str, ...]) -> list[float]:
+    """``subject_ci95`` of the accuracy ``scores`` pools over the test images of ``classes``."""
+    subset = predictions[predictions["label"].isin(classes)]
+    return subject_ci95(predicted_labels(subset, classes) == subset["label"].to_numpy(), subset["path"])
+
+
 def scores(predictions: pd.DataFrame, classes: tuple[str, ...]) -> dict:
-    """Accuracy, macro-F1 (mean ± std over folds and pooled), per-class precision/recall/F1 and the
-    confusion matrix, on the test images whose label is in ``classes``."""
+    """Accuracy (mean ± std over folds, pooled, and the pooled one's 95 % interval over subjects),
+    macro-F1 (mean ± std and pooled), per-class precision/recall/F1 and the confusion matrix, on the
+    test images whose label is in ``classes``."""
     subset = predictions[predictions["label"].isin(classes)]
     present = [c for c in classes if c in set(subset["label"])]
     predicted = predicted_labels(subset, classes)
@@ -101,7 +128,8 @@ def scores(predictions: pd.DataFrame, classes: tuple[str, ...]) -> dict:
         "images": int(len(subset)),
         "folds": len(per_fold),
         "accuracy": {"mean": round(float(accuracy.mean()), 4), "std": round(float(accuracy.std()), 4),
-                     "pooled": round(float(accuracy_score(subset["label"], predicted)), 4)},
+                     "pooled": round(float(accuracy_score(subset["label"], predicted)), 4),
+                     "pooled_ci95": subject_ci95(predicted == subset["label"].to_numpy(), subset["path"])},
         "macro_f1": {"mean": round(float(macro_f1.mean()), 4), "std": round(float(macro_f1.std()), 4),
                      "pooled": round(float(f1_score(subset["label"], predicted, labels=present, average="macro", zero_division=0)), 4)},
         "per_class": {c: {k: round(float(report[c][k]), 4) for k in ("precision", "recall", "f1-score", "support")}

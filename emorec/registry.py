@@ -180,7 +180,10 @@ def card_markdown(card: dict) -> str:
             block = result.get(key)
             if block:
                 acc, f1 = block["accuracy"], block["macro_f1"]
-                lines.append(f"- {title}: accuracy {_percent(acc['mean'])} ± {_percent(acc['std'])}, "
+                interval = (f" (pooled {_percent(acc['pooled'])}, 95 % interval over subjects "
+                            f"{_percent(acc['pooled_ci95'][0])} to {_percent(acc['pooled_ci95'][1])})"
+                            if "pooled_ci95" in acc else "")
+                lines.append(f"- {title}: accuracy {_percent(acc['mean'])} ± {_percent(acc['std'])}{interval}, "
                              f"macro-F1 {_percent(f1['mean'])} ± {_percent(f1['std'])} "
                              f"({block['images']} test images over {block['folds']} folds)")
         if "accuracy" in result and not isinstance(result["accuracy"], dict):

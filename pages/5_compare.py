@@ -10,7 +10,7 @@ import plotly.express as px
 import streamlit as st
 
 from emorec import data, evaluate, plots, registry
-from emorec.config import LABELS
+from emorec.config import EMOTIONS, LABELS
 from pages.common import in_grid, local_path, model_cards, model_history, model_predictions, page_setup, recognizers
 
 page_setup()
@@ -29,19 +29,29 @@ def mean_std(block: dict | None, key: str = "accuracy") -> str:
     return f"{value['mean']:.1%} ± {value['std']:.1%}"
 
 
+def interval(predictions: pd.DataFrame | None, classes: tuple[str, ...]) -> str:
+    if predictions is None:
+        return "—"
+    low, high = evaluate.accuracy_ci95(predictions, classes)
+    return f"{low:.1%} – {high:.1%}"
+
+
 def metrics_table() -> pd.DataFrame:
     rows = []
     for name, card in cards.items():
         evaluation = card.get("evaluation", {})
         subject, image = evaluation.get("subject-kfold", {}), evaluation.get("image-kfold", {})
         fer = evaluation.get("fer2013-publictest")
-        head = registry.headline(card, model_predictions(name, "subject-kfold"))
+        predictions = model_predictions(name, "subject-kfold")
+        head = registry.headline(card, predictions)
         served = head["CK+ emotion frames, 8-way"]
         rows.append({
             "model": name,
             "CK+ 8 classes, by subject": mean_std(subject.get("classes_8")),
+            "95 % interval (8)": interval(predictions, LABELS),
             "macro-F1 (8)": mean_std(subject.get("classes_8"), "macro_f1"),
             "CK+ 7 emotions, by subject": mean_std(subject.get("emotions_7")),
+            "95 % interval (7)": interval(predictions, EMOTIONS),
             "macro-F1 (7)": mean_std(subject.get("emotions_7"), "macro_f1"),
             "emotion frames, 8-way": "—" if served is None else f"{served:.1%}",
             "CK+ 8 classes, by image": mean_std(image.get("classes_8")),
@@ -69,7 +79,8 @@ st.subheader("Metrics")
 st.dataframe(metrics_table(), hide_index=True)
 st.caption("By subject: 10-fold cross-validation where nobody appears in both training and test data (the honest "
            "number). By image: folds by image, as the study split, so one person's faces sit on both sides. "
-           "7 emotions: the 327 peak frames, argmax over the seven emotions (the neutral score is ignored, the usual "
+           "95 % interval: where the pooled accuracy would likely fall with other subjects (a bootstrap over the "
+           "people, not the frames). 7 emotions: the 327 peak frames, argmax over the seven emotions (the neutral score is ignored, the usual "
            "CK+ protocol); emotion frames, 8-way: the same frames as the app answers them, where \"neutral\" is wrong. "
            "The last row is the floor: always answering the test set's most frequent class (neutral on CK+'s "
            "8 classes, surprise on its emotions, happiness on FER2013). Latency: per face as served (mirror image "

@@ -73,3 +73,41 @@ def test_temperature_groups_weigh_alike_however_many_rows():
     balanced = fit_temperature(both, both_y, np.repeat(["posed", "wild"], [500, 5000]))
     assert fit_temperature(posed, posed_y) < 0.6 and pooled > 1.8  # pooled: the ten times bigger group decides
     assert 0.6 < balanced < pooled - 0.3  # each group weighing half pulls it well towards the small one
+
+
+def test_subject_interval_holds_the_pooled_accuracy_and_counts_people_not_frames():
+    import numpy as np
+
+    from emorec.evaluate import subject_ci95
+
+    rng = np.random.default_rng(0)
+    subjects = np.repeat([f"S{i:03d}" for i in range(40)], 8)  # 40 people, 8 frames each
+    skill = rng.uniform(0.5, 1.0, 40).repeat(8)  # people differ: their frames are right or wrong together
+    right = rng.random(len(subjects)) < skill
+    paths = [f"anger/{s}_001_{k:08d}.png" for k, s in enumerate(subjects)]
+    low, high = subject_ci95(right, paths)
+    assert low < right.mean() < high
+    frames_as_people = [f"anger/frame{k}.png" for k in range(len(subjects))]  # no CK+ name: each frame its own subject
+    low_frames, high_frames = subject_ci95(right, frames_as_people)
+    assert high - low > high_frames - low_frames  # resampling frames would claim too narrow an interval
+    fewer_low, fewer_high = subject_ci95(right[:80], paths[:80])
+    assert fewer_high - fewer_low > high - low
+    assert subject_ci95(np.ones(16, bool), paths[:16]) == [1.0, 1.0]
+
+
+def test_scores_report_the_interval_of_their_pooled_accuracy():
+    import numpy as np
+
+    from emorec.config import LABELS
+    from emorec.evaluate import scores
+
+    rows = []
+    for subject in range(12):
+        for frame in range(3):
+            probabilities = np.full(len(LABELS), 0.01)
+            probabilities[1 if (subject + frame) % 4 else 2] = 0.9  # three in four frames right
+            rows.append({"fold": subject % 3, "path": f"anger/S{subject:03d}_001_{frame:08d}.png", "label": "anger",
+                         **dict(zip(LABELS, probabilities))})
+    accuracy = scores(pd.DataFrame(rows), LABELS)["accuracy"]
+    low, high = accuracy["pooled_ci95"]
+    assert low < accuracy["pooled"] == 0.75 < high
