@@ -53,6 +53,28 @@ def fingerprint(x: np.ndarray, *settings) -> str:
     return digest.hexdigest()[:16]
 
 
+def code_fingerprint(*functions: Callable) -> str:
+    """What a result depends on in code: the functions' source with their names, docstrings, comments
+    and layout left out, so a reworded docstring keeps a cross-validation's finished folds while a changed line
+    of training trains them again (a recipe tried and reverted must not leave its folds behind)."""
+    import ast
+    import inspect
+    import textwrap
+
+    digest = hashlib.sha256()
+    for function in functions:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+        tree.body[0].name = "_"  # a function renamed trains the same
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body
+                    and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)):
+                node.body = body[1:] or [ast.Pass()]
+        digest.update(ast.unparse(tree).encode())
+    return digest.hexdigest()[:16]
+
+
 def cross_validate(x: np.ndarray, manifest: pd.DataFrame, trainer: Trainer, protocol: str, run_dir: Path,
                    n_splits: int | None = None, progress: Callable[[Iterable], Iterable] = iter,
                    settings: tuple = ()) -> pd.DataFrame:
@@ -237,7 +259,7 @@ def evaluate_variant(name: str, data_dir: Path, protocol: str, command: str, n_s
     from emorec import registry
     from emorec.config import CACHE_DIR, MODELS_DIR
     from emorec.data import load_dataset
-    from emorec.train import best_epoch, study_trainer, variant_inputs
+    from emorec.train import best_epoch, study_trainer, training_code, variant_inputs
 
     models_dir = models_dir or MODELS_DIR
     n_splits = n_splits or FOLDS[protocol]
@@ -247,7 +269,7 @@ def evaluate_variant(name: str, data_dir: Path, protocol: str, command: str, n_s
     from emorec.models import VARIANTS
 
     predictions = cross_validate(x, manifest, study_trainer(name, epochs), protocol, run_dir, n_splits, progress,
-                                 settings=(VARIANTS[name], *([epochs] if epochs else [])))
+                                 settings=(VARIANTS[name], training_code(name), *([epochs] if epochs else [])))
     out = models_dir / name
     atomic_write_text(out / f"cv-{protocol}.csv", predictions.round(5).to_csv(index=False))
     summary = summarize(predictions, protocol)

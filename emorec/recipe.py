@@ -126,6 +126,16 @@ def finetune(pretrained: Path, x: np.ndarray, y: np.ndarray, subjects: np.ndarra
     return model
 
 
+def training_code() -> str:
+    """``code_fingerprint`` of what fine-tunes and predicts in a fold of emorec's cross-validation."""
+    from emorec.evaluate import code_fingerprint
+    from emorec.predict import mirror_averaged
+    from emorec.train import make_optimizer
+
+    return code_fingerprint(finetune, linear_probe, emorec_trainer, flip_averaged, mirror_averaged, fit, augmentation,
+                            make_dataset, class_weights, compile_model, make_optimizer)
+
+
 def emorec_trainer(pretrained: Path, extra: FineTuneData, epochs: int = FINETUNE_EPOCHS,
                    probe_epochs: int = PROBE_EPOCHS):
     """An ``evaluate.Trainer``: fine-tune on the fold, keep the weights (for the mixing scan),
@@ -359,7 +369,7 @@ def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir
     trainer = emorec_trainer(pretrained_path(models_dir), extra, epochs, probe_epochs)
     run_dir = finetune_runs(models_dir, epochs, extra, probe_epochs)
     forget_folds_without_weights(run_dir)
-    settings = (epochs, probe_epochs, FINETUNE_BATCH, FINETUNE_LEARNING_RATE, PROBE_LEARNING_RATE)
+    settings = (epochs, probe_epochs, FINETUNE_BATCH, FINETUNE_LEARNING_RATE, PROBE_LEARNING_RATE, training_code())
     predictions = cross_validate(x, manifest, trainer, "subject-kfold", run_dir, n_splits, progress, settings)
     fold_runs = [(run_dir / f"subject-kfold-fold{fold:02d}", test)
                  for fold, (_, test) in enumerate(folds(manifest, "subject-kfold", n_splits))]

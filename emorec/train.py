@@ -260,6 +260,16 @@ def pretrain_fer(fer_train_dir: Path, out_dir: Path, epochs: int = PRETRAIN_EPOC
     return model
 
 
+def training_code(name: str) -> str:
+    """``code_fingerprint`` of what trains a study variant in a fold: its network and its recipe."""
+    from emorec import models
+    from emorec.evaluate import code_fingerprint
+
+    network = models.cifar10_cnn if name == "baseline" else models.tuned_cnn
+    return code_fingerprint(network, train_study_variant, study_trainer, fit, augmentation, make_dataset, class_weights,
+                            compile_model, make_optimizer, inner_validation_split)
+
+
 def study_trainer(name: str, epochs: int | None = None):
     """An ``evaluate.Trainer`` for a study variant: trains on a fold, returns its predict function."""
 

@@ -111,3 +111,34 @@ def test_scores_report_the_interval_of_their_pooled_accuracy():
     accuracy = scores(pd.DataFrame(rows), LABELS)["accuracy"]
     low, high = accuracy["pooled_ci95"]
     assert low < accuracy["pooled"] == 0.75 < high
+
+
+def _train_a(x):
+    """Trains."""
+    return x + 1  # a comment
+
+
+def _train_b(x):
+    """Trains, reworded: the same code."""
+
+    return x + 1
+
+
+def _train_c(x):
+    """Trains."""
+    return x + 2
+
+
+def test_code_fingerprint_follows_code_not_docstrings():
+    from emorec.evaluate import code_fingerprint
+
+    assert code_fingerprint(_train_a) == code_fingerprint(_train_b)
+    assert code_fingerprint(_train_a) != code_fingerprint(_train_c)
+    assert code_fingerprint(_train_a, _train_c) != code_fingerprint(_train_c, _train_a)
+
+
+def test_every_recipe_has_a_training_code_fingerprint():
+    from emorec import recipe, train
+
+    prints = {train.training_code(name) for name in ("baseline", "tuned_full", "tuned_mtcnn")} | {recipe.training_code()}
+    assert len(prints) == 3  # the two tuned variants share their network and recipe
