@@ -340,7 +340,7 @@ def train_configuration(params: dict, data_dir: Path, name: str, face_crop: bool
     folder is keyed by the data and the configuration: an interrupted run of the same resumes,
     another configuration under the same name starts afresh."""
     from emorec.data import groups_of
-    from emorec.evaluate import fingerprint, scores
+    from emorec.evaluate import fingerprint, predictions_frame, scores
     from emorec.models import tuned_cnn
 
     set_seed()
@@ -364,8 +364,7 @@ def train_configuration(params: dict, data_dir: Path, name: str, face_crop: bool
     atomic_write_text(out / "history.json", (run_dir / "history.json").read_text())
     (out / registry.CARD_FILE).unlink(missing_ok=True)  # the card of a model this one replaces says nothing of it
     probabilities = model.predict(x[val_rows].astype(np.float32), verbose=0)
-    holdout = pd.DataFrame(probabilities, columns=LABELS).assign(fold=0, label=manifest["label"].to_numpy()[val_rows])
-    result = scores(holdout, LABELS)
+    result = scores(predictions_frame(probabilities, manifest.iloc[val_rows]), LABELS)
     registry.update_card(name, {
         "description": f"A configuration of the study's tuned family, trained from the Tuning page "
                        f"({'MTCNN face crops' if face_crop else 'whole frames'})",

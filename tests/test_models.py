@@ -97,8 +97,8 @@ def test_headline_numbers_of_a_card():
 
 def test_emotion_frames_scored_as_served_count_neutral_answers_wrong():
     # Fold 0: an angry face the model calls neutral (right only if neutral is ignored); fold 1: right.
-    predictions = pd.DataFrame({"fold": [0, 0, 1], "label": ["anger", "neutral", "happiness"],
-                                **{c: [0.0] * 3 for c in LABELS}})
+    predictions = pd.DataFrame({"fold": [0, 0, 1], "path": ["S1_001_1.png", "S1_002_1.png", "S2_001_1.png"],
+                                "label": ["anger", "neutral", "happiness"], **{c: [0.0] * 3 for c in LABELS}})
     predictions.loc[0, ["neutral", "anger"]] = [0.6, 0.4]
     predictions.loc[1, "neutral"] = 1.0
     predictions.loc[2, "happiness"] = 1.0
