@@ -88,14 +88,17 @@ def variant_inputs(name: str, manifest: pd.DataFrame, progress=iter) -> np.ndarr
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, augment: keras.Sequential | None = None,
                  shuffle: bool = False) -> tf.data.Dataset:
-    """A batched tf.data pipeline; augmentation runs inside it, off the model's graph."""
+    """A batched tf.data pipeline; augmentation runs inside it, off the model's graph. Its maps run
+    in parallel unless ops must be deterministic (``set_seed``): TensorFlow then runs them one at a
+    time anyway, and a parallel map only adds an error line about an unknown attribute to the log."""
+    parallel = None if _deterministic_ops else tf.data.AUTOTUNE
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle:
         ds = ds.shuffle(len(x), seed=SEED, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
-    ds = ds.map(lambda images, labels: (tf.cast(images, tf.float32), labels), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda images, labels: (tf.cast(images, tf.float32), labels), num_parallel_calls=parallel)
     if augment is not None:
-        ds = ds.map(lambda images, labels: (augment(images, training=True), labels), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda images, labels: (augment(images, training=True), labels), num_parallel_calls=parallel)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
