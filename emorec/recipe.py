@@ -30,8 +30,8 @@ from emorec.crops import cached_model_inputs
 from emorec.data import label_indices, load_dataset
 from emorec.files import atomic_write_text
 from emorec.models import VARIANTS
-from emorec.train import (augmentation, class_weights, compile_model, fer_holdout_split, fit, make_dataset, set_seed,
-                          variant_inputs)
+from emorec.train import (augmentation, class_weights, compile_model, fer_holdout_split, fit, make_dataset,
+                          predict_probabilities, set_seed, variant_inputs)
 
 INPUT_SHAPE = VARIANTS["emorec"].input_shape
 MIXING_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)  # share of the fine-tuned weights (0 = pretrained, 1 = fine-tuned)
@@ -77,7 +77,7 @@ def flip_averaged(model: keras.Model):
     from emorec.predict import mirror_averaged
 
     def predict(images: np.ndarray) -> np.ndarray:
-        return mirror_averaged(lambda x: model.predict(x, batch_size=256, verbose=0), images.astype(np.float32))
+        return mirror_averaged(lambda x: predict_probabilities(model, x), images.astype(np.float32))
 
     return predict
 
@@ -133,7 +133,7 @@ def training_code() -> str:
     from emorec.train import make_optimizer
 
     return code_fingerprint(finetune, linear_probe, emorec_trainer, flip_averaged, mirror_averaged, fit, augmentation,
-                            make_dataset, class_weights, compile_model, make_optimizer)
+                            make_dataset, class_weights, compile_model, make_optimizer, predict_probabilities)
 
 
 def emorec_trainer(pretrained: Path, extra: FineTuneData, epochs: int = FINETUNE_EPOCHS,

@@ -102,6 +102,13 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, augment: keras.S
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """``model``'s probabilities for a stack of images, fed as a plain batched pipeline: Keras' own
+    pipeline for arrays maps in parallel, which under op determinism logs an error line per call."""
+    batches = tf.data.Dataset.from_tensor_slices(images.astype(np.float32)).batch(batch_size)
+    return model.predict(batches, verbose=0)
+
+
 def class_weights(y: np.ndarray, power: float = 0.5) -> dict[int, float]:
     """Inverse-frequency weights softened by ``power`` (1 = fully balanced, 0 = none)."""
     present = np.unique(y)
@@ -282,7 +289,7 @@ def training_code(name: str) -> str:
 
     network = models.cifar10_cnn if name == "baseline" else models.tuned_cnn
     return code_fingerprint(network, train_study_variant, study_trainer, fit, augmentation, make_dataset, class_weights,
-                            compile_model, make_optimizer, inner_validation_split)
+                            compile_model, make_optimizer, inner_validation_split, predict_probabilities)
 
 
 def study_trainer(name: str, epochs: int | None = None):
@@ -290,7 +297,7 @@ def study_trainer(name: str, epochs: int | None = None):
 
     def train_fold(x: np.ndarray, y: np.ndarray, groups: np.ndarray, run_dir: Path):
         model = train_study_variant(name, x, y, groups, run_dir, epochs, verbose=0)
-        return lambda images: model.predict(images.astype(np.float32), batch_size=256, verbose=0)
+        return lambda images: predict_probabilities(model, images)
 
     return train_fold
 
@@ -366,7 +373,7 @@ def train_configuration(params: dict, data_dir: Path, name: str, face_crop: bool
     save_model(model, out / registry.MODEL_FILE)
     atomic_write_text(out / "history.json", (run_dir / "history.json").read_text())
     (out / registry.CARD_FILE).unlink(missing_ok=True)  # the card of a model this one replaces says nothing of it
-    probabilities = model.predict(x[val_rows].astype(np.float32), verbose=0)
+    probabilities = predict_probabilities(model, x[val_rows])
     result = scores(predictions_frame(probabilities, manifest.iloc[val_rows]), LABELS)
     registry.update_card(name, {
         "description": f"A configuration of the study's tuned family, trained from the Tuning page "
