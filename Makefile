@@ -59,7 +59,7 @@ emorec-model: install
 	$(PY) -m emorec evaluate --variant emorec --protocol fer2013-publictest --data $(FER)/validation
 
 # emorec's shipped Talos scan: 200 configurations of the study's space on MTCNN crops, in 8 shards
-# (~12 min each on 2 cores; a finished shard is not run again on the same machine), merged.
+# (~12-20 min each on 2 cores; a finished shard is not run again on the same machine), merged.
 SCAN := emorec-mtcnn-scan
 scan: install
 	for i in 0 1 2 3 4 5 6 7; do \

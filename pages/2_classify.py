@@ -1,4 +1,4 @@
-"""Classify: upload or capture photos; every face, every model, side by side."""
+"""Classify: upload or capture photos; every face classified by the chosen models, side by side."""
 
 import emorec  # noqa: F401  (first: see emorec/__init__.py)
 
