@@ -24,6 +24,16 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+def calibrated_probabilities(n: int, seed: int, classes: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic predictions that are calibrated by construction, and their labels: with the true
+    class's logit raised by 1, the softmax of the logits is the true posterior."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n)
+    logits = rng.normal(0, 1, (n, classes))
+    logits[np.arange(n), labels] += 1.0
+    return np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), labels
+
+
 def write_image(path: Path, size=(64, 48), mode="L", value: int | None = None) -> Path:
     """A small image with some structure (so encoders keep detail), written in the format of its suffix."""
     rng = np.random.default_rng(zlib.crc32(path.name.encode()))

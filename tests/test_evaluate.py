@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from emorec.evaluate import score_labelled
+from tests.conftest import calibrated_probabilities
 
 
 def rows(*items):
@@ -40,11 +41,7 @@ def test_cross_fitted_calibration_error_does_not_flatter():
 
     from emorec.evaluate import apply_temperature, cross_fitted, expected_calibration_error, fit_temperature
 
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 4, 4000)
-    logits = rng.normal(0, 1, (4000, 4))
-    logits[np.arange(4000), labels] += 1.0
-    calibrated = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    calibrated, labels = calibrated_probabilities(4000, seed=0)
     folds = np.repeat([0, 1], 2000)
     probabilities = calibrated.copy()
     probabilities[folds == 0] = apply_temperature(calibrated[folds == 0], 1 / 3)  # fold 0 three times too sharp
@@ -59,15 +56,11 @@ def test_temperature_groups_weigh_alike_however_many_rows():
 
     from emorec.evaluate import apply_temperature, fit_temperature
 
-    rng = np.random.default_rng(1)
+    def faces(n, temperature, seed):  # calibrated faces, then made too sharp (T < 1) or too soft (T > 1)
+        calibrated, labels = calibrated_probabilities(n, seed)
+        return apply_temperature(calibrated, temperature), labels
 
-    def faces(n, temperature):  # calibrated faces, then made too sharp (T < 1) or too soft (T > 1)
-        labels = rng.integers(0, 4, n)
-        logits = rng.normal(0, 1, (n, 4))
-        logits[np.arange(n), labels] += 1.0  # softmax(logits) is then the true posterior: calibrated
-        return apply_temperature(np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), temperature), labels
-
-    (posed, posed_y), (wild, wild_y) = faces(500, 2.0), faces(5000, 0.5)  # too soft (wants T = 0.5), too sharp (T = 2)
+    (posed, posed_y), (wild, wild_y) = faces(500, 2.0, seed=1), faces(5000, 0.5, seed=2)  # too soft (wants T = 0.5), too sharp (T = 2)
     both, both_y = np.concatenate([posed, wild]), np.concatenate([posed_y, wild_y])
     pooled = fit_temperature(both, both_y)
     balanced = fit_temperature(both, both_y, np.repeat(["posed", "wild"], [500, 5000]))

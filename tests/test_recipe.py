@@ -17,15 +17,11 @@ from emorec.config import LABELS
 from emorec.predict import EmotionRecognizer
 from emorec.data import label_indices
 from emorec.train import pretrain_fer
-from tests.conftest import write_image
+from tests.conftest import calibrated_probabilities, write_image
 
 
 def test_temperature_fitting_recovers_overconfidence():
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 4, 2000)
-    logits = rng.normal(0, 1, (2000, 4))
-    logits[np.arange(2000), labels] += 1.0
-    calibrated = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    calibrated, labels = calibrated_probabilities(2000, seed=0)
     overconfident = evaluate.apply_temperature(calibrated, 1 / 3)  # three times too sharp
     assert evaluate.fit_temperature(overconfident, labels) == pytest.approx(3.0, rel=0.15)
     assert evaluate.expected_calibration_error(evaluate.apply_temperature(overconfident, 3.0), labels) < \
