@@ -2,6 +2,7 @@
 
 import emorec  # noqa: F401  (first: see emorec/__init__.py)
 
+import itertools
 import queue
 
 import av
@@ -47,7 +48,8 @@ frames_metric, fps_metric, faces_metric = frames.empty(), fps.empty(), faces.emp
 chart = st.empty()
 
 
-def show(stats: LiveStats) -> None:
+def show(stats: LiveStats, update: int = 0) -> None:
+    """Draw the newest statistics; ``update`` keys the chart, which one run redraws many times."""
     frames_metric.metric("Frames processed", f"{stats.frames:,}")
     fps_metric.metric("Frames per second", f"{stats.fps:.1f}")
     faces_metric.metric("Faces", stats.faces)
@@ -55,13 +57,13 @@ def show(stats: LiveStats) -> None:
         table = pd.DataFrame({"label": list(stats.main_probabilities), "probability": list(stats.main_probabilities.values())})
         figure = px.bar(table, x="probability", y="label", orientation="h", range_x=[0, 1], height=300,
                         title=f"Main face: {stats.main_label}")
-        chart.plotly_chart(figure, width="stretch")
+        chart.plotly_chart(figure, width="stretch", key=f"live-chart-{update}")
 
 
 if context.state.playing:
-    while True:
+    for update in itertools.count():
         try:
-            show(stats_queue.get(timeout=2.0))
+            show(stats_queue.get(timeout=2.0), update)
         except queue.Empty:
             if not context.state.playing:
                 break

@@ -80,13 +80,30 @@ def running_app(data_dir: Path, log_path: Path, models_dir: Path | None = None):
             server.wait(timeout=30)
 
 
+def face_video(path: Path, frames: int = 10) -> Path:
+    """A still face as a Y4M video (scikit-image's astronaut, 640x480), for Chromium's fake camera
+    (``--use-file-for-fake-video-capture``): the fake device's own test pattern has no face."""
+    import numpy as np
+    from PIL import Image
+    from skimage import data as skdata
+
+    ycbcr = Image.fromarray(skdata.astronaut()).resize((640, 480)).convert("YCbCr")
+    y, cb, cr = (np.asarray(plane) for plane in ycbcr.split())
+    chroma = [np.asarray(Image.fromarray(plane).resize((320, 240))) for plane in (cb, cr)]
+    frame = b"FRAME\n" + y.tobytes() + chroma[0].tobytes() + chroma[1].tobytes()
+    path.write_bytes(b"YUV4MPEG2 W640 H480 F10:1 Ip A1:1 C420jpeg\n" + frame * frames)
+    return path
+
+
 @contextmanager
-def browser_page():
-    """A Playwright page in headless Chromium that records console errors in ``page.errors``."""
+def browser_page(camera_video: Path | None = None):
+    """A Playwright page in headless Chromium that records console errors in ``page.errors``; its
+    fake camera shows ``camera_video`` (Y4M) when given, else Chromium's test pattern."""
     from playwright.sync_api import sync_playwright
 
+    flags = CHROMIUM_FLAGS + ([f"--use-file-for-fake-video-capture={camera_video}"] if camera_video else [])
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS)
+        browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=flags)
         # Tall, because Streamlit mounts elements (tables, widgets) only once they scroll into view.
         page = browser.new_page(viewport={"width": 1280, "height": 2400})
         page.errors = []

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.browser import browser_page, chromium_path, running_app, server_errors
+from tests.browser import browser_page, chromium_path, face_video, running_app, server_errors
 from tests.test_models import ship_tiny_model
 
 pytestmark = pytest.mark.browser
@@ -35,5 +35,25 @@ def test_webcam_stream_is_processed(tmp_path):
         first = frames_processed(page)
         time.sleep(4)
         assert first >= 5 and frames_processed(page) > first, "the frame counter did not rise"
+        assert not page.errors, page.errors
+    assert not server_errors(log), server_errors(log)
+
+
+def test_webcam_face_is_classified_while_streaming(tmp_path):
+    """A face in front of the camera: labels drawn, the probability chart redrawn on every update
+    (a still face gives the same chart again and again), no error while it streams."""
+    chromium_path()
+    models = tmp_path / "models"
+    ship_tiny_model(models, "tiny")
+    log = tmp_path / "server.log"
+    with running_app(tmp_path, log, models_dir=models) as app, browser_page(face_video(tmp_path / "face.y4m")) as page:
+        page.goto(f"{app.url}/live")
+        page.get_by_text("Live webcam").first.wait_for(timeout=60_000)
+        page.frame_locator("iframe[title*='streamlit_webrtc']").first.get_by_role("button", name="START").click()
+        page.get_by_text("Main face:").first.wait_for(timeout=60_000)
+        first = frames_processed(page)
+        time.sleep(6)
+        assert frames_processed(page) > first, "the frame counter stopped"
+        assert not page.locator("[data-testid='stException']").count(), page.locator("[data-testid='stException']").all_inner_texts()
         assert not page.errors, page.errors
     assert not server_errors(log), server_errors(log)
