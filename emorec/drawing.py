@@ -7,22 +7,34 @@ import numpy as np
 
 SURE_COLOUR = (46, 160, 67)
 UNSURE_COLOUR = (230, 150, 20)
+FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def draw_faces(image: np.ndarray, boxes: list[list[int]], captions: list[str], sure: list[bool] | None = None) -> np.ndarray:
-    """A copy of the RGB image with each box drawn and captioned ``"1 happiness 87%"``; line width
-    and font follow the image size so labels stay readable on phone photos and webcam frames."""
+    """A copy of the RGB image with each box drawn and captioned ``"1 happiness 87%"``. Line width
+    and font follow the image size so labels stay readable on phone photos and webcam frames, but a
+    box's line and caption stay in proportion to its face: the caption no wider than the face while
+    it can be read (neighbours' captions in a group photo would overlap), and never off the image."""
     canvas = image.copy()
     scale = max(image.shape[:2]) / 640
     thickness = max(1, round(2 * scale))
-    font_scale = 0.6 * scale
     for i, (box, caption) in enumerate(zip(boxes, captions)):
         x, y, w, h = box
         colour = SURE_COLOUR if sure is None or sure[i] else UNSURE_COLOUR
-        cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, thickness)
-        (text_w, text_h), baseline = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, max(1, min(thickness, round(w / 40))))
+        font_scale, text_thickness = _caption_font(caption, 0.6 * scale, widest=max(w, 48))
+        (text_w, text_h), baseline = cv2.getTextSize(caption, FONT, font_scale, text_thickness)
+        left = max(0, min(x, canvas.shape[1] - text_w - 6))
         top = y - text_h - baseline - 4 if y - text_h - baseline - 4 >= 0 else y + h
-        cv2.rectangle(canvas, (x, top), (x + text_w + 6, top + text_h + baseline + 4), colour, -1)
-        cv2.putText(canvas, caption, (x + 3, top + text_h + 2), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
-                    (255, 255, 255), thickness, cv2.LINE_AA)
+        cv2.rectangle(canvas, (left, top), (left + text_w + 6, top + text_h + baseline + 4), colour, -1)
+        cv2.putText(canvas, caption, (left + 3, top + text_h + 2), FONT, font_scale, (255, 255, 255), text_thickness,
+                    cv2.LINE_AA)
     return canvas
+
+
+def _caption_font(caption: str, font_scale: float, widest: float) -> tuple[float, int]:
+    """The font scale (shrunk to fit ``widest`` pixels, down to a readable 0.35) and stroke width."""
+    (text_w, _), _ = cv2.getTextSize(caption, FONT, font_scale, max(1, round(font_scale / 0.3)))
+    if text_w > widest:
+        font_scale = max(0.35, font_scale * widest / text_w)
+    return font_scale, max(1, round(font_scale / 0.3))

@@ -140,3 +140,17 @@ def test_every_ckplus_frame_has_one_face(detector, tmp_path):
     detections = detect_dataset(manifest, detector)
     not_one = detections[detections["n_faces"] != 1]["path"].tolist()
     assert not not_one, f"expected exactly one face in: {not_one}"
+
+
+def test_captions_fit_their_faces_and_stay_on_the_image():
+    """On a panorama the font follows the long side; captions still shrink to their faces (so
+    neighbours in a group photo do not overlap) and a face at the right edge keeps its caption."""
+    from emorec.drawing import SURE_COLOUR, draw_faces
+
+    image = np.zeros((600, 8000, 3), np.uint8)
+    boxes = [[1000, 300, 120, 120], [7900, 300, 100, 100]]
+    drawn = draw_faces(image, boxes, ["1 happiness 97%", "2 surprise 88%"])
+    caption_columns = np.flatnonzero((drawn[:290] == SURE_COLOUR).all(axis=2).any(axis=0))  # above the boxes
+    first, second = caption_columns[caption_columns < 4000], caption_columns[caption_columns >= 4000]
+    assert first.min() == 1000 and first.max() <= 1000 + 120 + 6
+    assert second.max() == 7999 and second.min() >= 7900 - 6
