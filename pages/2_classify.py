@@ -88,9 +88,13 @@ def show_photo(name: str, data: bytes, slot: int) -> list[dict]:
         return []
     default_predictions = result.predictions[default_model]
     captions = [f"{i + 1} {p.label} {p.probabilities[p.label]:.0%}" for i, p in enumerate(default_predictions)]
+    caption = f"{len(result.faces)} face(s); labels from {default_model}" + (" (whole image)" if whole else "")
+    if default_model in result.whole_frame_models and not whole:
+        caption += f" (whole photo: {default_model} answers once for the whole picture, not per face)"
+    if not small_faces and not whole:
+        caption += ". Someone missing? 'Find small faces' also looks for smaller faces (group photos)."
     st.image(draw_faces(image, [f.box for f in result.faces], captions, [p.sure for p in default_predictions]),
-             caption=f"{len(result.faces)} face(s); labels from {default_model}" + (" (whole image)" if whole else ""),
-             width="stretch" if image.shape[1] > 900 else "content")
+             caption=caption, width="stretch" if image.shape[1] > 900 else "content")
     for index in range(len(result.faces)):
         show_face(image, result, index, key)
     return [{"upload": slot, **row} for row in result.face_rows(name)]  # the same file twice: two uploads
@@ -134,7 +138,8 @@ def batch_sources() -> list[tuple[str, bytes]]:
         try:
             if not path.is_dir():
                 raise NotADirectoryError(errno.ENOTDIR, "not a folder on this machine")
-            sources += [(str(p.relative_to(path)), p.read_bytes()) for p in sorted(path.rglob("*"))
+            # named from the folder itself on, so a folder called "happy" labels its photos
+            sources += [(str(p.relative_to(path.parent)), p.read_bytes()) for p in sorted(path.rglob("*"))
                         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
         except OSError as error:
             st.error(f"{folder[:200]} cannot be read as a folder ({error.strerror or error}).")

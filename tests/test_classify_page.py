@@ -98,3 +98,16 @@ def test_batch_with_labels_from_file_names(classify_page):
     summary = app.dataframe[0].value
     assert set(summary["model"]) == {"tiny", "tiny_whole"} and (summary["photos"] == 2).all()
     assert (summary["faces_found"] == 1).all()  # no face on the wall: it counts against accuracy, not in faces_found
+
+
+def test_batch_folder_named_by_expression(classify_page, tmp_path):
+    """A folder called "happy" labels its photos, as its subfolders would."""
+    folder = tmp_path / "happy"
+    folder.mkdir()
+    (folder / "astronaut.jpg").write_bytes(ASTRONAUT)
+    app = classify_page
+    app.text_input[0].set_value(str(folder)).run()
+    next(b for b in app.button if b.label == "Classify 1 photos").click().run()
+    assert not app.exception
+    results = app.dataframe[-1].value
+    assert set(results["expected"]) == {"happiness"} and set(results["photo"]) == {"happy/astronaut.jpg"}
