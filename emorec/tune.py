@@ -54,6 +54,13 @@ class TalosResults:
         return self.frame.sort_values(metric, ascending=metric.endswith("loss")).head(n)
 
 
+def readable(rows: pd.DataFrame, results: TalosResults) -> pd.DataFrame:
+    """Rows of a results table with the metrics and parameters first and Talos' bookkeeping
+    (timestamps, ids, warnings) last, so a table on screen starts with what was tried and scored."""
+    first = [c for c in (*results.metrics, *results.params) if c in rows]
+    return rows[first + [c for c in rows if c not in first]]
+
+
 def _denoise(values: pd.Series) -> pd.Series:
     """Floats written with binary noise (0.30000000000000004) back to what was meant."""
     rounded = values.round(10)
@@ -167,15 +174,20 @@ def repeated_outcomes(results: TalosResults, metric: str | None = None, min_shar
     return pd.DataFrame({metric: kept.index, "runs": counts[kept.index].to_numpy(), "share": kept.round(4).to_numpy()})
 
 
-def broken_share(results: TalosResults, chance: float, metric: str | None = None) -> float:
-    """The share of rows whose validation (balanced) accuracy is no better than chance: scans that
-    did not learn at all (the study's tables are mostly such rows). ``metric`` counts when it is an
-    accuracy; otherwise the table's first validation accuracy does."""
+def chance_metric(results: TalosResults, metric: str | None = None) -> str | None:
+    """The accuracy column that says whether runs learned anything: ``metric`` when it is an
+    accuracy, otherwise (a loss) the table's first validation accuracy."""
     accuracies = [m for m in results.metrics if m.endswith("accuracy")]
-    metric = metric if metric in accuracies else next((m for m in accuracies if m.startswith("val_")), None)
-    if metric is None:
+    return metric if metric in accuracies else next((m for m in accuracies if m.startswith("val_")), None)
+
+
+def broken_share(results: TalosResults, chance: float, metric: str | None = None) -> float:
+    """The share of rows whose validation (balanced) accuracy (``chance_metric``) is no better than
+    chance: scans that did not learn at all (the study's tables are mostly such rows)."""
+    counted = chance_metric(results, metric)
+    if counted is None:
         return 0.0
-    return round(float((results.frame[metric] <= chance).mean()), 4)
+    return round(float((results.frame[counted] <= chance).mean()), 4)
 
 
 @dataclass(frozen=True)
@@ -187,6 +199,7 @@ class ScanSummary:
     best: float
     median: float
     below_chance: float  # share of runs at or below chance
+    chance_metric: str | None  # the accuracy that share counts (``metric`` itself unless it is a loss)
     repeated: pd.DataFrame  # metric values many runs ended on exactly (see repeated_outcomes)
     minutes: float | None  # training time of all runs, when the table records durations
     median_seconds: float | None
@@ -197,7 +210,8 @@ def summarize(results: TalosResults, metric: str | None = None, chance: float = 
     frame = results.frame
     duration = frame["duration"] if "duration" in frame else None
     return ScanSummary(metric, len(frame), float(results.top(1, metric)[metric].iloc[0]), float(frame[metric].median()),
-                       broken_share(results, chance, metric), repeated_outcomes(results, metric),
+                       broken_share(results, chance, metric), chance_metric(results, metric),
+                       repeated_outcomes(results, metric),
                        None if duration is None else float(duration.sum() / 60),
                        None if duration is None else float(duration.median()))
 

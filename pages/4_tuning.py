@@ -67,16 +67,17 @@ c1, c2, c3, c4 = st.columns(4)
 c1.metric("Configurations", f"{summary.configurations:,}")
 c2.metric(f"Best {metric}", f"{summary.best:.3f}")
 c3.metric(f"Median {metric}", f"{summary.median:.3f}")
-balanced = "balanced" in metric  # 1/classes is chance for balanced accuracy; plain accuracy's floor is the data's
+counted = summary.chance_metric or metric  # a loss has no chance line: the table's validation accuracy says it
+balanced = "balanced" in counted  # 1/classes is chance for balanced accuracy; plain accuracy's floor is the data's
 uniform = f"1/{len(LABELS)}"
 floor = "chance" if balanced else f"a uniform guess ({uniform})"
 c4.metric(f"At or below {'chance' if balanced else uniform}", f"{summary.below_chance:.0%}",
-          help=f"Runs whose {metric} is at most {uniform}. For balanced accuracy that is chance: the run learned "
+          help=f"Runs whose {counted} is at most {uniform}. For balanced accuracy that is chance: the run learned "
                "nothing. Plain accuracy on unbalanced data has a higher floor (always answering the largest class "
                "scores its share), so runs stuck there show up as the repeated scores below instead.")
 if summary.below_chance > 0.25:
-    st.warning(f"{summary.below_chance:.0%} of these runs validate at or below {floor}: the scan, not the "
-               "parameters, is suspect.")
+    st.warning(f"{summary.below_chance:.0%} of these runs end with {counted} at or below {floor}: the scan, not "
+               "the parameters, is suspect.")
 for _, row in summary.repeated.iterrows():
     st.warning(f"{int(row['runs']):,} runs ({row['share']:.0%}) ended at exactly {metric} = {row[metric]:.4f}: different "
                "configurations with one identical score usually mean a model that predicts the same class for every image.")
@@ -91,7 +92,7 @@ if filtered.empty:
     st.stop()
 
 st.subheader("Top configurations")
-st.dataframe(filtered.sort_values(metric, ascending=ascending).head(10), hide_index=True)
+st.dataframe(tune.readable(filtered.sort_values(metric, ascending=ascending).head(10), results), hide_index=True)
 
 importance = tune.parameter_importance(tune.TalosResults(filtered, results.metrics, results.params, results.dialect, results.name), metric)
 st.subheader("Parameters against the metric")
@@ -136,9 +137,9 @@ if other is not None and shared:
                     width="stretch", key="compare-hist")
     a, b = st.columns(2)
     a.markdown(f"**{results.name}**: top 5")
-    a.dataframe(results.top(5, compared), hide_index=True)
+    a.dataframe(tune.readable(results.top(5, compared), results), hide_index=True)
     b.markdown(f"**{other.name}**: top 5")
-    b.dataframe(other.top(5, compared), hide_index=True)
+    b.dataframe(tune.readable(other.top(5, compared), other), hide_index=True)
 elif other is not None:
     st.info(f"{other.name} and {results.name} share no metric to compare.")
 

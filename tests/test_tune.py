@@ -38,7 +38,16 @@ def test_summary_of_a_scan():
     assert (summary.metric, summary.configurations, summary.best, summary.median) == ("val_accuracy", 3, 0.66, 0.61)
     assert summary.below_chance == 0.3333 and summary.repeated.empty
     assert summary.minutes == (30.5 + 40.0 + 30.0) / 60 and summary.median_seconds == 30.5
-    assert tune.summarize(tune.read_results(TALOS2.encode(), "scan.csv"), "val_loss").best == 1.0
+    by_loss = tune.summarize(tune.read_results(TALOS2.encode(), "scan.csv"), "val_loss")
+    assert by_loss.best == 1.0 and by_loss.chance_metric == "val_accuracy"  # a loss has no chance line
+    assert summary.chance_metric == "val_accuracy"
+
+
+def test_tables_on_screen_start_with_metrics_and_parameters():
+    results = tune.read_results(TALOS2.encode(), "scan.csv")
+    shown = tune.readable(results.top(2), results)
+    assert list(shown.columns[:9]) == results.metrics + results.params
+    assert set(shown.columns) == set(results.frame.columns) and len(shown) == 2
 
 
 def test_legacy_quirks():
