@@ -27,10 +27,10 @@ from emorec.images import ImageError, load_image
 
 MANIFEST_COLUMNS = ["path", "label", "subject", "sequence", "frame", "source", "split"]
 LAYOUTS = (
-    "class folders: <root>/<class>/<image> (optionally <root>/<split>/<class>/<image>)",
-    "official CK+: <root>/cohn-kanade-images/S005/001/*.png with <root>/Emotion/S005/001/*_emotion.txt",
-    "FER2013 CSV: a .csv file with the columns emotion,pixels[,Usage]",
-)
+    "class folders: `<root>/<class>/<image>` (optionally `<root>/<split>/<class>/<image>`)",
+    "official CK+: `<root>/cohn-kanade-images/S005/001/*.png` with `<root>/Emotion/S005/001/*_emotion.txt`",
+    "FER2013 CSV: a .csv file with the columns `emotion,pixels[,Usage]`",
+)  # paths in backticks: the Dataset page shows them as Markdown, where * would mean italics
 SPLIT_NAMES = {"train", "training", "val", "valid", "validation", "test", "publictest", "privatetest"}
 CKPLUS_NAME = re.compile(r"^(S\d+)_(\d+)_(\d+)", re.IGNORECASE)
 

@@ -71,8 +71,11 @@ def show_training_data() -> None:
         st.subheader("What the shipped models were trained on")
         for name, summary in stats.items():
             per_class = pd.DataFrame(summary["per_class"]).T
+            extra = summary.get("extra") or {}
             st.markdown(f"**{name}** — {summary['images']:,} images from {', '.join(summary['sources'])}"
-                        + (f", {summary['subjects']} subjects" if summary["subjects"] else ""))
+                        + (f", {summary['subjects']} subjects" if summary["subjects"] else "")
+                        + "".join(f"; {key.replace('_', ' ')}: {value:,}" if isinstance(value, int) else f"; {key.replace('_', ' ')} {value}"
+                                  for key, value in extra.items()))
             st.dataframe(per_class, width="stretch")
     else:
         st.info("No trained model has saved its training statistics yet.")
@@ -95,7 +98,7 @@ try:
     mtime = modified(path)
     manifest = load_manifest(str(path), mtime) if mtime is not None else data.load_dataset(path)
 except data.DatasetError as error:
-    st.warning(str(error).split("\n")[0] + f"  \n(Looked in `{path.absolute()}`; set `EMOREC_DATA` to open another folder "
+    st.warning(str(error).replace("\n", "  \n") + f"  \n(Looked in `{path.absolute()}`; set `EMOREC_DATA` to open another folder "
                "by default.)")
     show_training_data()
 else:

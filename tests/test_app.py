@@ -53,6 +53,10 @@ def test_dataset_page_without_data_explains(monkeypatch, tmp_path, where):
     assert str(folder) in app.warning[0].value
     text = " ".join(m.value for m in app.markdown)
     assert "cohn-kanade-images" in text and "FER2013" in text
+    assert "`<root>/Emotion/S005/001/*_emotion.txt`" in text  # as code: Markdown would eat the asterisks
+    if where == "empty":
+        assert "holds no dataset. Understood layouts:  \n- class folders" in app.warning[0].value
+    assert "pretrained on FER2013 train" in text  # the shipped emorec's card: more than its CK+ frames
 
 
 def test_dataset_page_follows_the_text_input(monkeypatch, tmp_path, class_folder_dataset):
