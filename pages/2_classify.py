@@ -172,6 +172,8 @@ with batch_tab:
             st.info("No photo has an expected label: name files like happy_anna.jpg or upload a labels CSV.")
         else:
             st.dataframe(summary, hide_index=True)
+            st.caption("accuracy counts a photo where no face was found as wrong; accuracy_on_faces, macro_f1 and "
+                       "the matrices cover the photos where the model found a face.")
             for column, (model, matrix) in in_grid(matrices):
                 column.plotly_chart(confusion_heatmap(matrix.to_numpy().tolist(), list(matrix.index), model),
                                     width="stretch", key=f"cm-{model}")

@@ -46,18 +46,18 @@ def metrics_table() -> pd.DataFrame:
         head = registry.headline(card, predictions)
         served = head["CK+ emotion frames, 8-way"]
         rows.append({
-            "model": name,
+            "model": name,  # headline numbers first (the subject/image contrast side by side), details after
             "CK+ 8 classes, by subject": mean_std(subject.get("classes_8")),
+            "CK+ 8 classes, by image": mean_std(image.get("classes_8")),
+            "CK+ 7 emotions, by subject": mean_std(subject.get("emotions_7")),
+            "FER2013 PublicTest": f"{fer['accuracy']:.1%}" if fer else "—",
             "95 % interval (8)": interval(predictions, LABELS),
             "macro-F1 (8)": mean_std(subject.get("classes_8"), "macro_f1"),
-            "CK+ 7 emotions, by subject": mean_std(subject.get("emotions_7")),
             "95 % interval (7)": interval(predictions, EMOTIONS),
             "macro-F1 (7)": mean_std(subject.get("emotions_7"), "macro_f1"),
             "emotion frames, 8-way": "—" if served is None else f"{served:.1%}",
-            "CK+ 8 classes, by image": mean_std(image.get("classes_8")),
             "macro-F1 (8), by image": mean_std(image.get("classes_8"), "macro_f1"),
             "CK+ 7 emotions, by image": mean_std(image.get("emotions_7")),
-            "FER2013 PublicTest": f"{fer['accuracy']:.1%}" if fer else "—",
             "parameters": f"{card['parameters']:,}" if card.get("parameters") else "—",
             "size MB": "—" if head["size MB"] is None else f"{head['size MB']:.1f}",
             "latency ms/face": "—" if head["latency ms/face"] is None else f"{head['latency ms/face']:.1f}",
@@ -76,7 +76,7 @@ def metrics_table() -> pd.DataFrame:
 
 
 st.subheader("Metrics")
-st.dataframe(metrics_table(), hide_index=True)
+st.dataframe(metrics_table(), hide_index=True, column_config={"model": st.column_config.TextColumn(pinned=True)})
 st.caption("By subject: 10-fold cross-validation where nobody appears in both training and test data (the honest "
            "number). By image: folds by image, as the study split, so one person's faces sit on both sides. "
            "95 % interval: where the pooled accuracy would likely fall with other subjects (a bootstrap over the "
