@@ -38,9 +38,11 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(
 )
 # Limits on what users hand in: an image beyond MAX_IMAGE_PIXELS is refused before it is decoded
 # (Pillow's own decompression-bomb guard stays on as a second line); a zip of a dataset may unpack
-# to at most MAX_ZIP_BYTES.
+# to at most MAX_ZIP_BYTES; a batch folder is read up to MAX_BATCH_PHOTOS images (typing ~ must not
+# read a whole home folder).
 MAX_IMAGE_PIXELS = 64_000_000
 MAX_ZIP_BYTES = 2_000_000_000
+MAX_BATCH_PHOTOS = 1000
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VARIANT_NAMES = ("baseline", "tuned_full", "tuned_mtcnn", "emorec")  # emorec.models.VARIANTS, without loading Keras

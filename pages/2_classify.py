@@ -4,13 +4,14 @@ import emorec  # noqa: F401  (first: see emorec/__init__.py)
 
 import errno
 import hashlib
+import itertools
 from pathlib import Path
 
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from emorec.config import IMAGE_SUFFIXES, FaceDefaults
+from emorec.config import IMAGE_SUFFIXES, MAX_BATCH_PHOTOS, FaceDefaults
 from emorec.data import DatasetError, expected_labels_csv, label_from_name
 from emorec.drawing import draw_faces
 from emorec.evaluate import score_labelled
@@ -138,9 +139,15 @@ def batch_sources() -> list[tuple[str, bytes]]:
         try:
             if not path.is_dir():
                 raise NotADirectoryError(errno.ENOTDIR, "not a folder on this machine")
+            images = (p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            found = sorted(itertools.islice(images, MAX_BATCH_PHOTOS + 1))
+            if not found:
+                st.info(f"No {', '.join(UPLOAD_TYPES)} image under {folder[:200]}.")
+            elif len(found) > MAX_BATCH_PHOTOS:
+                st.warning(f"More than {MAX_BATCH_PHOTOS:,} images under {folder[:200]}: the first {MAX_BATCH_PHOTOS:,} "
+                           "found are classified. Choose a smaller folder for all of them.")
             # named from the folder itself on, so a folder called "happy" labels its photos
-            sources += [(str(p.relative_to(path.parent)), p.read_bytes()) for p in sorted(path.rglob("*"))
-                        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+            sources += [(str(p.relative_to(path.parent)), p.read_bytes()) for p in found[:MAX_BATCH_PHOTOS]]
         except OSError as error:
             st.error(f"{folder[:200]} cannot be read as a folder ({error.strerror or error}).")
     return sources

@@ -111,3 +111,21 @@ def test_batch_folder_named_by_expression(classify_page, tmp_path):
     assert not app.exception
     results = app.dataframe[-1].value
     assert set(results["expected"]) == {"happiness"} and set(results["photo"]) == {"happy/astronaut.jpg"}
+
+
+def test_batch_folder_without_images_and_over_the_limit(classify_page, tmp_path, monkeypatch):
+    app = classify_page
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    app.text_input[0].set_value(str(empty)).run()
+    assert not app.exception and any("No " in i.value and "image under" in i.value for i in app.info)
+    import emorec.config
+
+    monkeypatch.setattr(emorec.config, "MAX_BATCH_PHOTOS", 2)
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(3):
+        (many / f"happy_{i}.jpg").write_bytes(BLANK)
+    app.text_input[0].set_value(str(many)).run()
+    assert not app.exception and any("More than 2 images" in w.value for w in app.warning)
+    assert any(b.label == "Classify 2 photos" for b in app.button)
