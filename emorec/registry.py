@@ -136,6 +136,20 @@ def majority_guess(cards) -> dict:
     return floor
 
 
+def below_floor(names, models_dir: Path = MODELS_DIR) -> list[str]:
+    """The named models that, by their cards, score under always answering the most frequent class
+    on CK+'s 8 classes by subject ("neutral", 64 %): whatever they answer is not to be trusted."""
+    cards = {}
+    for name in names:
+        try:
+            cards[name] = read_card(name, models_dir)
+        except ModelUnavailable:
+            continue
+    floor = majority_guess(cards.values()).get("CK+ 8 classes")
+    scores = {name: headline(card)["CK+ 8 classes"] for name, card in cards.items()}
+    return [name for name, score in scores.items() if floor is not None and score is not None and score < floor]
+
+
 def _percent(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f} %"
 

@@ -128,6 +128,10 @@ def model_picker(several: bool = True) -> tuple[dict, str]:
         st.stop()
     main = right.selectbox("Main model (boxes, crops, explanations)", chosen,
                            index=chosen.index(default) if default in chosen else 0)
+    weak = registry.below_floor(chosen, config.MODELS_DIR)
+    if weak:
+        st.caption(f"{' and '.join(weak)} score{'s' if len(weak) == 1 else ''} below always answering \"neutral\" "
+                   "on people they never saw (Compare page): shown for comparison, not to be trusted.")
     return {name: available[name] for name in chosen}, main
 
 

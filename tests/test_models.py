@@ -142,6 +142,17 @@ def test_majority_guess_is_the_floor_from_class_supports():
                                               "CK+ 8 classes": 0.75, "FER2013 PublicTest": 0.75}
 
 
+def test_models_below_the_floor_are_named(tmp_path):
+    supports = {"per_class": {"neutral": {"support": 6}, "anger": {"support": 2}}}  # floor: 6 of 8, 75 %
+    for name, accuracy in (("weak", 0.6), ("strong", 0.9), ("unmeasured", None)):
+        ship_tiny_model(tmp_path, name)
+        if accuracy is not None:  # only what this reads (card.md would want a whole evaluation)
+            card = registry.read_card(name, tmp_path)
+            card["evaluation"] = {"subject-kfold": {"classes_8": {"accuracy": {"mean": accuracy}, **supports}}}
+            (tmp_path / name / registry.CARD_FILE).write_text(json.dumps(card))
+    assert registry.below_floor(["weak", "strong", "unmeasured", "missing"], tmp_path) == ["weak"]
+
+
 def test_bench_latency_measures_every_shipped_model_as_served(tmp_path):
     from emorec import bench
 
