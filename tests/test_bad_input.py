@@ -404,7 +404,7 @@ def test_batch_folder_of_non_images_reports_each_file(classify_app, tmp_path):
     next(b for b in app.button if b.label == "Classify 2 photos").click().run()
     assert not app.exception
     results = app.dataframe[-1].value
-    assert list(results["photo"]) == ["happy/a.png", "happy/b.jpg"]
+    assert list(results["photo"]) == ["photos/happy/a.png", "photos/happy/b.jpg"]  # named from the folder itself on
     assert results["error"].str.contains("is not an image").all()
 
 
