@@ -60,7 +60,7 @@ def show_dataset(manifest: pd.DataFrame) -> None:
         columns = st.columns(6)
         for column, (_, row) in zip(columns, rows.iterrows()):
             try:
-                column.image(data.read_image(row), caption=Path(row["path"]).name, width="stretch")
+                column.image(data.read_image(row), caption=Path(row["path"]).stem, width="stretch")
             except data.DatasetError as error:  # damaged or oversized sample files
                 column.warning(str(error))
 
