@@ -4,12 +4,14 @@ commands that need them, so ``stats`` answers at once."""
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
 
 from emorec.config import (CACHE_DIR, DEFAULT_MODEL, FER_SLICE, FINETUNE_EPOCHS, IMAGE_SUFFIXES, LABELS, MODELS_DIR,
-                           PRETRAIN_EPOCHS, PROBE_EPOCHS, SHIPPED_SCAN, VARIANT_NAMES, FaceDefaults, default_data_dir)
+                           PRETRAIN_EPOCHS, PROBE_EPOCHS, SHIPPED_SCAN, VARIANT_NAMES, WILD_EPOCHS, FaceDefaults,
+                           default_data_dir)
 from emorec.evaluate import PROTOCOLS
 from emorec.tune import DEFAULT_SPACE
 
@@ -82,12 +84,27 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain_wild(args: argparse.Namespace) -> int:
+    from emorec.recipe import stage1_path, wild_path
+    from emorec.wild import pretrain_wild
+
+    start = stage1_path(MODELS_DIR)
+    if not start.is_file():
+        print(f"stage 1b continues stage 1's network, and {start} does not exist: run `pretrain` first.", file=sys.stderr)
+        return 2
+    stats = pretrain_wild(start, args.ferplus, args.fer, args.lfw, wild_path(MODELS_DIR), args.epochs)
+    print(json.dumps(stats, indent=1))
+    print(f"saved {wild_path(MODELS_DIR)}")
+    return 0
+
+
 def reject_emorec_options(args: argparse.Namespace) -> None:
     """The extra data and stage-2 options mean something to emorec's recipe only: refuse them for
     a study variant rather than ignore them."""
     given = [option for option, value, default in (("--ck48", args.ck48, None), ("--fer", args.fer, None),
                                                    ("--fer-faces", args.fer_faces, FER_SLICE),
-                                                   ("--probe-epochs", args.probe_epochs, PROBE_EPOCHS))
+                                                   ("--probe-epochs", args.probe_epochs, PROBE_EPOCHS),
+                                                   ("--transfer", args.transfer, None))
              if value != default]
     if args.variant != "emorec" and given:
         raise SystemExit(f"error: {', '.join(given)} apply to --variant emorec only")
@@ -98,6 +115,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from emorec.evaluate import evaluate_holdout, evaluate_variant
 
     reject_emorec_options(args)
+    if args.protocol == "cross-dataset":
+        return print_cross_dataset(args.variant, args.data)
     progress = progress_bar(f"{args.variant} {args.protocol}", "fold")
     if args.protocol == "fer2013-publictest":
         summary = evaluate_holdout(args.variant, args.data, command_line(), MODELS_DIR)
@@ -110,7 +129,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         summary = recipe.cross_validate_emorec(args.data, args.ck48, args.fer, command_line(), MODELS_DIR,
                                                args.epochs or FINETUNE_EPOCHS, args.folds, progress,
                                                progress_bar("weight-mixing scan", "fold"), args.fer_faces,
-                                               args.probe_epochs)
+                                               args.probe_epochs, args.transfer)
     else:
         summary = evaluate_variant(args.variant, args.data, args.protocol, command_line(), args.folds, progress=progress,
                                    epochs=args.epochs)
@@ -119,12 +138,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         print(pd.DataFrame(summary["weight_mixing"]["scan"]).to_string(index=False))
         print(f"chosen: {summary['weight_mixing']['share']:g} x fine-tuned weights")
+        for domain, held_out in summary["weight_mixing"]["leave_one_domain_out"].items():
+            print(f"{domain} left out: share {held_out['share']:g} chosen by the others, accuracy there "
+                  f"{held_out['accuracy']:.1%} (best share: {held_out['best']:.1%})")
     for key, title in (("classes_8", "8 classes"), ("emotions_7", "7 emotions")):
         acc, f1 = summary[key]["accuracy"], summary[key]["macro_f1"]
         print(f"{title}: accuracy {acc['mean']:.3f} ± {acc['std']:.3f}, macro-F1 {f1['mean']:.3f} ± {f1['std']:.3f}")
     if summary.get("published") is False:
         print(f"not the shipped model's recipe: results kept in {summary['run_dir']}; `train` with the same "
               "options ships this recipe with them")
+    return 0
+
+
+def print_cross_dataset(name: str, data_root: Path) -> int:
+    import pandas as pd
+
+    from emorec.cross_dataset import evaluate_cross_dataset
+
+    result = evaluate_cross_dataset(name, data_root, command_line(), MODELS_DIR, progress_bar(f"{name} cross-dataset", "set"))
+    table = pd.DataFrame([{"set": set_name, "images": r["images"], "faces found": r["face_rate"],
+                           "accuracy": r["accuracy"], "macro-F1": r["macro_f1"], "floor accuracy": r["floor"]["accuracy"],
+                           "floor macro-F1": r["floor"]["macro_f1"]} for set_name, r in result["sets"].items()])
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.1%}"))
+    for set_name, reason in result["skipped"].items():
+        print(f"skipped {set_name}: {reason}")
     return 0
 
 
@@ -135,7 +172,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     reject_emorec_options(args)
     if args.variant == "emorec":
         card = ship_emorec(args.data, args.ck48, args.fer, command_line(), MODELS_DIR,
-                           args.epochs or FINETUNE_EPOCHS, args.fer_faces, args.probe_epochs)
+                           args.epochs or FINETUNE_EPOCHS, args.fer_faces, args.probe_epochs, args.transfer)
     else:
         card = train_final(args.variant, args.data, command_line(), args.epochs,
                            progress=progress_bar("detecting faces", "img"))
@@ -166,21 +203,26 @@ def cmd_models(args: argparse.Namespace) -> int:
     if floor:
         rows.append({"model": "always the most frequent class", "classes": "—", **floor})
     table = pd.DataFrame(rows)
+    if args.cross_dataset:
+        from emorec.cross_dataset import benchmark_table
+
+        table = benchmark_table({card["name"]: card for card in cards}, args.metric).rename_axis("model").reset_index()
     if table.empty:
         print("No models in models/.")
     elif args.markdown:
-        print(markdown_table(table))
+        print(markdown_table(table, fractions=args.cross_dataset))
     else:
         print(table.to_string(index=False))
     return 0
 
 
-def markdown_table(table) -> str:
-    """A DataFrame as a Markdown table (fractions as percentages), for the README."""
+def markdown_table(table, fractions: bool = False) -> str:
+    """A DataFrame as a Markdown table (fractions as percentages: the accuracy columns, or every
+    number with ``fractions``), for the README."""
     def cell(column: str, value) -> str:
         if value is None or value != value:
             return "—"
-        if isinstance(value, float) and ("CK+" in column or "FER" in column or "study" in column):
+        if isinstance(value, float) and (fractions or "CK+" in column or "FER" in column or "study" in column):
             return f"{value:.1%}"
         return str(value)
 
@@ -199,7 +241,6 @@ def iter_images(paths: list[Path]):
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import json
 
     from emorec.images import ImageError, load_image
     from emorec.predict import EmotionRecognizer
@@ -333,20 +374,34 @@ def build_parser() -> argparse.ArgumentParser:
                           help="continue the shipped pretrained network for another cycle (warm restart, random erasing)")
     pretrain.set_defaults(run=cmd_pretrain)
 
+    wild = commands.add_parser("pretrain-wild", help="emorec stage 1b: FER+ votes and LFW people, from stage 1 (resumable)")
+    wild.add_argument("--ferplus", required=True, type=Path, help="FER+ votes (ferplus/labels.csv)")
+    wild.add_argument("--fer", required=True, type=Path, help="FER2013 train (the faces the votes are for)")
+    wild.add_argument("--lfw", required=True, type=Path, help="LFW expressions (class folders; people in file names)")
+    wild.add_argument("--epochs", type=positive_int, default=WILD_EPOCHS)
+    wild.set_defaults(run=cmd_pretrain_wild)
+
     variants = list(VARIANT_NAMES)
     extra = argparse.ArgumentParser(add_help=False)
     extra.add_argument("--ck48", type=Path, default=None, help="emorec: CK+48 frames as extra training faces")
     extra.add_argument("--fer", type=Path, default=None, help="emorec: FER2013 train, a slice mixed into fine-tuning")
     extra.add_argument("--fer-faces", type=positive_int, default=FER_SLICE,
                        help="emorec: size of that FER2013 slice (default: %(default)s)")
+    extra.add_argument("--transfer", type=Path, default=None,
+                       help="emorec: the data folder holding ferplus/, lfw_expressions/ and london/: FER+ votes label the "
+                            "FER2013 faces, and LFW's validation people and London join the choice of the mixing share")
     extra.add_argument("--probe-epochs", type=non_negative_int, default=PROBE_EPOCHS,
                        help="emorec: epochs training the classifier alone before fine-tuning (LP-FT; default: %(default)s)")
     evaluate = commands.add_parser("evaluate", parents=[extra], help="evaluate a model variant and record it in its card")
     evaluate.add_argument("--variant", required=True, choices=variants)
-    evaluate.add_argument("--data", required=True, type=Path, help="dataset folder (CK+; FER2013 validation for fer2013-publictest)")
-    evaluate.add_argument("--protocol", choices=[*PROTOCOLS, "fer2013-publictest"], default="subject-kfold",
-                          help="subject-kfold (honest), image-kfold (the study's split) or fer2013-publictest "
-                               "(the shipped model on FER2013's PublicTest faces); default: %(default)s")
+    evaluate.add_argument("--data", required=True, type=Path,
+                          help="dataset folder (CK+; FER2013 validation for fer2013-publictest; the folder holding "
+                               "fer2013/, ferplus/, lfw_expressions/ and london/ for cross-dataset)")
+    evaluate.add_argument("--protocol", choices=[*PROTOCOLS, "fer2013-publictest", "cross-dataset"], default="subject-kfold",
+                          help="subject-kfold (honest), image-kfold (the study's split), fer2013-publictest "
+                               "(the shipped model on FER2013's PublicTest faces) or cross-dataset (the shipped model "
+                               "on FER2013 and FER+ PublicTest, LFW's validation people and the London set); "
+                               "default: %(default)s")
     evaluate.add_argument("--folds", type=at_least_two, default=None,
                           help="number of folds (default: 10 by subject, 4 by image: the study's 75/25 split)")
     evaluate.add_argument("--epochs", type=positive_int, default=None,
@@ -385,6 +440,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list the shipped models with their headline numbers")
     models.add_argument("--markdown", action="store_true", help="as a Markdown table (for the README)")
+    models.add_argument("--cross-dataset", action="store_true",
+                        help="the cross-dataset benchmark instead (`evaluate --protocol cross-dataset`), one column per set")
+    models.add_argument("--metric", choices=["accuracy", "macro_f1", "face_rate"], default="accuracy",
+                        help="with --cross-dataset: the number shown (default: %(default)s)")
     models.set_defaults(run=cmd_models)
 
     predict = commands.add_parser("predict", help="classify the faces in images (files or folders)")

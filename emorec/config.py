@@ -20,14 +20,15 @@ EMOTIONS: tuple[str, ...] = LABELS[1:]  # the seven emotions, without neutral
 
 # Names people and datasets use for the canonical labels (matched case-insensitively).
 LABEL_ALIASES: dict[str, str] = {
-    "neutral": "neutral", "calm": "neutral",
-    "anger": "anger", "angry": "anger", "mad": "anger",
-    "contempt": "contempt", "contemptuous": "contempt",
+    "neutral": "neutral", "calm": "neutral", "expressionless": "neutral",
+    "anger": "anger", "angry": "anger", "mad": "anger", "furious": "anger",
+    "contempt": "contempt", "contemptuous": "contempt", "scornful": "contempt", "sneering": "contempt",
     "disgust": "disgust", "disgusted": "disgust",
-    "fear": "fear", "afraid": "fear", "scared": "fear", "fearful": "fear",
-    "happiness": "happiness", "happy": "happiness", "joy": "happiness",
-    "sadness": "sadness", "sad": "sadness",
-    "surprise": "surprise", "surprised": "surprise",
+    "fear": "fear", "afraid": "fear", "scared": "fear", "fearful": "fear", "frightened": "fear", "terrified": "fear",
+    "happiness": "happiness", "happy": "happiness", "joy": "happiness", "smiling": "happiness", "smile": "happiness",
+    "laughing": "happiness",
+    "sadness": "sadness", "sad": "sadness", "unhappy": "sadness", "crying": "sadness",
+    "surprise": "surprise", "surprised": "surprise", "shocked": "surprise", "astonished": "surprise", "amazed": "surprise",
 }
 
 # FER2013's CSV codes 0..6.
@@ -48,6 +49,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VARIANT_NAMES = ("baseline", "tuned_full", "tuned_mtcnn", "emorec")  # emorec.models.VARIANTS, without loading Keras
 DEFAULT_MODEL = "emorec"  # the best shipped model: the app's and the CLI's default
 EMOREC_INPUT_SHAPE = (48, 48, 1)  # emorec's input: FER2013's 48x48 gray faces
+# emorec's crop: the MTCNN box itself. FER2013, CK+48 and LFW faces, which emorec learns from, are framed
+# that tightly (MTCNN's box spans 103-106 % of their height; docs/models.md), so served faces look the same.
+EMOREC_MARGIN = 0.0
 MODELS_DIR = Path(os.environ.get("EMOREC_MODELS", PROJECT_ROOT / "models"))
 SHIPPED_SCAN = "emorec-mtcnn-scan"  # models/tuning/<name>.csv: emorec's own Talos scan, what the Tuning page opens first
 # Face crops and other derived data live outside the repository.
@@ -69,6 +73,12 @@ PRETRAIN_EPOCHS = 40  # emorec's stage 1 on FER2013 train
 # and random erasing's factor (a face's chance is drawn from [0, factor]: a quarter of faces on average).
 PRETRAIN_RESTART_LEARNING_RATE = 1e-3
 PRETRAIN_ERASING = 0.5
+# emorec's stage 1b (emorec.wild): from stage 1's network, faces from the wild with cleaner labels (FER+ votes
+# as soft targets) and other people (LFW expressions' training people), in domain-balanced batches.
+WILD_EPOCHS = 8
+WILD_STEPS = 200  # batches per epoch (25,600 faces at 128)
+WILD_LEARNING_RATE = 5e-4  # AdamW's peak, cosine decay to 0
+WILD_LFW_SHARE = 0.2  # share of each batch drawn from LFW's training people (the rest: FER+)
 
 # emorec's stage 2 (emorec.recipe): fine-tuning epochs, and how many FER2013 train faces are mixed
 # into the CK+ faces so the network keeps faces from the wild (a higher CK+ share was tried: README).

@@ -375,3 +375,64 @@ def extract_zip(data: bytes, destination: Path, max_bytes: int = MAX_ZIP_BYTES) 
             raise DatasetError(f"The zip cannot be unpacked at {member.filename} ({error}).") from None
     entries = [p for p in root.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX"]
     return entries[0] if len(entries) == 1 and entries[0].is_dir() and entries[0].name.lower() not in LABEL_ALIASES else root
+
+
+# ---------------------------------------------------------------------------------------------
+# Faces from the wild: FER+ votes, and the people of LFW expressions and the London set
+
+FERPLUS_EXTRA = ("unknown", "NF")  # FER+ votes that are not an expression: unsure, not a face
+LFW_VALIDATION_SHARE = 0.3  # people of LFW expressions kept for validation only (never trained on)
+
+
+def read_ferplus(labels_csv: str | Path) -> pd.DataFrame:
+    """FER+ votes (``ferplus/labels.csv``): one row per FER2013 JPEG with its absolute ``path``,
+    ``split`` and ten annotators' votes per class (columns in ``LABELS`` order, then unknown, NF)."""
+    labels_csv = Path(labels_csv)
+    try:
+        table = pd.read_csv(labels_csv)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise DatasetError(f"{labels_csv} is not a readable FER+ votes file: {error}") from None
+    missing = {"path", "split", *LABELS, *FERPLUS_EXTRA} - set(table.columns)
+    if missing:
+        raise DatasetError(f"{labels_csv} is not a FER+ votes file: missing column(s) {', '.join(sorted(missing))}.")
+    root = labels_csv.resolve().parent.parent  # paths are relative to the data folder above ferplus/
+    table["path"] = [str(root / p) for p in table["path"]]
+    return table[["path", "split", *LABELS, *FERPLUS_EXTRA]]
+
+
+def ferplus_targets(votes: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Soft targets (each face's votes over the eight classes, summing to 1) and a mask of the faces
+    an expression won (faces whose most votes went to unknown or not-a-face are left out)."""
+    expression = votes[list(LABELS)].to_numpy(float)
+    keep = expression.max(axis=1) > votes[list(FERPLUS_EXTRA)].to_numpy(float).max(axis=1)
+    return expression / np.maximum(expression.sum(axis=1, keepdims=True), 1), keep
+
+
+def ferplus_majority(votes: pd.DataFrame) -> pd.Series:
+    """Each face's majority label among the eight classes (ties: the first in ``LABELS``), as FER+
+    is scored; None where unknown or not-a-face won."""
+    targets, keep = ferplus_targets(votes)
+    return pd.Series(np.where(keep, np.array(LABELS)[targets.argmax(axis=1)], None), index=votes.index)
+
+
+def person_of(path: str | Path) -> str:
+    """The person in an LFW-style file name (``Aaron_Peirsol_0002.jpg`` -> ``Aaron_Peirsol``); a
+    name without a trailing number (the London set's ``012.jpg``) is its own person."""
+    stem = Path(path).stem
+    return re.sub(r"_\d+$", "", stem) or stem
+
+
+def with_people(manifest: pd.DataFrame) -> pd.DataFrame:
+    """The manifest with ``subject`` filled from the file names (``person_of``) where unknown."""
+    return manifest.assign(subject=manifest["subject"].where(manifest["subject"].notna(),
+                                                             manifest["path"].map(person_of)))
+
+
+def lfw_split(manifest: pd.DataFrame, validation: float = LFW_VALIDATION_SHARE,
+              seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Train/validation positions of LFW expressions grouped by person: the same people are held
+    out on every machine, for validation only."""
+    from sklearn.model_selection import GroupShuffleSplit
+
+    splitter = GroupShuffleSplit(n_splits=1, test_size=validation, random_state=seed)
+    return next(splitter.split(manifest, manifest["label"], with_people(manifest)["subject"]))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from emorec.config import EMOREC_INPUT_SHAPE, LABELS, PRETRAIN_EPOCHS
+from emorec.config import EMOREC_INPUT_SHAPE, EMOREC_MARGIN, LABELS, PRETRAIN_EPOCHS, FaceDefaults
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class Variant:
     optimizer: str
     study_reported_accuracy: float | None = None  # the 2019 study's number (image-level split), for reference
     quantize_dense: bool = False  # ship Dense kernels as int8 (the 54x72 tuned network's Dense holds 6.3M weights)
+    margin: float = FaceDefaults.margin  # context around a face crop, as a fraction of the box height
 
 
 VARIANTS: dict[str, Variant] = {
@@ -47,7 +48,7 @@ VARIANTS: dict[str, Variant] = {
                 quantize_dense=True),
         Variant("emorec", EMOREC_INPUT_SHAPE, True,
                 "emorec's residual CNN: pretrained on FER2013, fine-tuned on aligned CK+ crops",
-                epochs=PRETRAIN_EPOCHS, batch_size=128, learning_rate=2e-3, optimizer="adamw"),
+                epochs=PRETRAIN_EPOCHS, batch_size=128, learning_rate=2e-3, optimizer="adamw", margin=EMOREC_MARGIN),
     )
 }
 

@@ -40,10 +40,41 @@ FINETUNED_WEIGHTS = "finetuned.weights.h5"
 
 
 @dataclass(frozen=True)
+class HeldOutDomain:
+    """Photos of people and conditions no stage trains on, for the mixing choice: the model inputs
+    of their main faces, their labels, whether a face was found (no face = wrong) and the classes
+    they are scored over (argmax among them, as the cross-dataset benchmark scores)."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    found: np.ndarray
+    classes: tuple[str, ...]
+
+    def accuracy(self, probabilities: np.ndarray) -> float:
+        return float(np.mean(self.found & (accuracy_per_face(probabilities, self.y, self.classes))))
+
+
+def held_out_domains(data_root: Path) -> tuple[HeldOutDomain, ...]:
+    """LFW expressions' validation people and the London set, faces found and cropped as served."""
+    from emorec.cross_dataset import face_crops, lfw_validation, london, set_classes
+
+    domains = []
+    for name, read in (("lfw_validation", lfw_validation), ("london", london)):
+        manifest = read(data_root)
+        x, found = face_crops(manifest, INPUT_SHAPE, VARIANTS["emorec"].margin)
+        domains.append(HeldOutDomain(name, x, label_indices(manifest["label"]), found,
+                                     tuple(set_classes(manifest, LABELS))))
+    return tuple(domains)
+
+
+@dataclass(frozen=True)
 class FineTuneData:
     """What stage 2 adds to a fold's CK+ training images: CK+48 frames (kept only for the fold's
-    training subjects) and a fixed slice of FER2013 train; and the FER2013 faces stage 1 held out,
-    on which the mixing weight's in-the-wild accuracy is measured."""
+    training subjects) and a fixed slice of FER2013 train; and the faces no stage trains on, on
+    which the mixing weight's in-the-wild accuracy is measured: the FER2013 faces stage 1 held out
+    and, with ``transfer``, LFW's validation people and the London set. FER2013's labels are FER+'s
+    majority votes when the FER+ votes are given (faces without an expression majority left out)."""
 
     ck48_x: np.ndarray
     ck48_y: np.ndarray
@@ -52,23 +83,44 @@ class FineTuneData:
     fer_y: np.ndarray
     fer_heldout_x: np.ndarray
     fer_heldout_y: np.ndarray
+    fer_labels: str = "FER2013"
+    transfer: tuple[HeldOutDomain, ...] = ()
 
 
-def load_finetune_data(ck48_dir: Path | None, fer_train_dir: Path | None, fer_faces: int = FER_SLICE) -> FineTuneData:
+def fer_labels(fer: pd.DataFrame, data_root: Path | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """FER2013 train's label indices and which faces have one: FER+'s majority vote when
+    ``data_root`` holds ``ferplus/labels.csv``, else FER2013's own labels."""
+    if data_root is None:
+        return label_indices(fer["label"]), np.ones(len(fer), bool), "FER2013"
+    from emorec.data import ferplus_majority, read_ferplus
+
+    votes = read_ferplus(data_root / "ferplus" / "labels.csv").set_index("path")
+    majority = ferplus_majority(votes.reset_index()).set_axis(votes.index)
+    labels = fer["path"].map(lambda p: str(Path(p).resolve())).map(majority)
+    known = labels.notna().to_numpy()
+    return np.array([LABELS.index(label) if ok else -1 for label, ok in zip(labels, known)], np.int32), known, \
+        "FER+ majority vote"
+
+
+def load_finetune_data(ck48_dir: Path | None, fer_train_dir: Path | None, fer_faces: int = FER_SLICE,
+                       transfer: Path | None = None) -> FineTuneData:
     empty = np.zeros((0, *INPUT_SHAPE), np.uint8), np.zeros(0, np.int32)
     ck48_x, ck48_y, subjects = *empty, np.zeros(0, str)
     if ck48_dir is not None:
         ck48 = load_dataset(ck48_dir)
         ck48_x = cached_model_inputs(ck48, INPUT_SHAPE, face_crop=False)
         ck48_y, subjects = label_indices(ck48["label"]), ck48["subject"].to_numpy().astype(str)
-    fer_x, fer_y, heldout_x, heldout_y = *empty, *empty
+    fer_x, fer_y, heldout_x, heldout_y, labels_from = *empty, *empty, "FER2013"
     if fer_train_dir is not None:
         fer = load_dataset(fer_train_dir)
-        x, y = cached_model_inputs(fer, INPUT_SHAPE, face_crop=False), label_indices(fer["label"])
-        fit_rows, held_out = fer_holdout_split(y)
+        x = cached_model_inputs(fer, INPUT_SHAPE, face_crop=False)
+        fit_rows, held_out = fer_holdout_split(label_indices(fer["label"]))  # the split stage 1 made
+        y, known, labels_from = fer_labels(fer, transfer)
+        fit_rows, held_out = fit_rows[known[fit_rows]], held_out[known[held_out]]
         fer_rows = np.random.default_rng(SEED).permutation(fit_rows)[:fer_faces]
         fer_x, fer_y, heldout_x, heldout_y = x[fer_rows], y[fer_rows], x[held_out], y[held_out]
-    return FineTuneData(ck48_x, ck48_y, subjects, fer_x, fer_y, heldout_x, heldout_y)
+    domains = held_out_domains(transfer) if transfer is not None else ()
+    return FineTuneData(ck48_x, ck48_y, subjects, fer_x, fer_y, heldout_x, heldout_y, labels_from, domains)
 
 
 def flip_averaged(model: keras.Model):
@@ -151,25 +203,51 @@ def emorec_trainer(pretrained: Path, extra: FineTuneData, epochs: int = FINETUNE
     return train_fold
 
 
+def accuracy_per_face(probabilities: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
+    """Whether the argmax over ``classes`` is each face's label (False for labels outside them)."""
+    columns = [LABELS.index(c) for c in classes]
+    return np.array(columns)[probabilities[:, columns].argmax(axis=1)] == labels
+
+
 def accuracy(probabilities: np.ndarray, labels: np.ndarray, classes: tuple[str, ...] = LABELS) -> float:
     """Accuracy of the argmax over ``classes`` (FER2013 has no contempt; 7 emotions: no neutral)."""
-    columns = [LABELS.index(c) for c in classes]
-    keep = np.isin(labels, columns)
-    predicted = np.array(columns)[probabilities[keep][:, columns].argmax(axis=1)]
-    return float((predicted == labels[keep]).mean()) if keep.any() else float("nan")
+    keep = np.isin(labels, [LABELS.index(c) for c in classes])
+    return float(accuracy_per_face(probabilities[keep], labels[keep], classes).mean()) if keep.any() else float("nan")
+
+
+DOMAINS = ("posed", "fer2013_heldout", "lfw_validation", "london")  # what a share is chosen on, each counting alike
+
+
+def domain_scores(table: pd.DataFrame) -> pd.DataFrame:
+    """Per share, the accuracy of each domain measured (NaN columns dropped): posed faces (mean of
+    CK+ 8-class and 7-emotion out-of-fold accuracy), FER2013's held-out faces, LFW's validation
+    people, the London set."""
+    scores = table.assign(posed=table[["ckplus_8", "ckplus_7"]].mean(axis=1)).reindex(columns=list(DOMAINS))
+    return scores.dropna(axis=1, how="all")
 
 
 def mixing_score(table: pd.DataFrame) -> pd.Series:
-    """What a share is chosen by: posed faces (mean of CK+ 8-class and 7-emotion accuracy) and
-    faces from the wild (FER2013 held-out accuracy) count alike; CK+ alone without FER2013."""
-    posed = table[["ckplus_8", "ckplus_7"]].mean(axis=1)
-    return posed if table["fer2013_heldout"].isna().all() else (posed + table["fer2013_heldout"]) / 2
+    """What a share is chosen by: the mean over the domains measured (``domain_scores``), every
+    domain counting alike; CK+ alone when nothing else was measured."""
+    return domain_scores(table).mean(axis=1)
 
 
-def choose_share(table: pd.DataFrame) -> float:
-    """The share of ``table`` with the best ``mixing_score`` (ties: more fine-tuning)."""
-    score = mixing_score(table).round(6)
+def choose_share(table: pd.DataFrame, score: pd.Series | None = None) -> float:
+    """The share of ``table`` with the best ``score`` (default ``mixing_score``; ties: more fine-tuning)."""
+    score = (mixing_score(table) if score is None else score).round(6)
     return float(table.loc[score == score.max(), "share"].max())
+
+
+def leave_one_domain_out(table: pd.DataFrame) -> dict:
+    """For each domain, the share the other domains choose and this domain's accuracy there: how
+    the choice does on a kind of photo it was not made on (held-back test sets are such photos)."""
+    scores = domain_scores(table)
+    result = {}
+    for domain in scores.columns if len(scores.columns) > 1 else []:
+        share = choose_share(table, scores.drop(columns=domain).mean(axis=1))
+        result[domain] = {"share": share, "accuracy": round(float(scores.loc[table["share"] == share, domain].iloc[0]), 4),
+                          "best": round(float(scores[domain].max()), 4)}
+    return result
 
 
 @dataclass(frozen=True)
@@ -181,6 +259,7 @@ class MixingScan:
     labels: list[np.ndarray]  # per fold
     fer_accuracy: np.ndarray  # (shares, folds); NaN without FER2013
     fer_probabilities: dict[float, list[np.ndarray]] | None = None  # share -> one (held-out faces, classes) per fold
+    domain_accuracy: dict[str, np.ndarray] | None = None  # held-out domain -> (shares, folds)
 
     def fer_heldout(self, shares: list[float]) -> tuple[np.ndarray, np.ndarray]:
         """FER2013's held-out faces dealt out to the folds (face i to fold i mod K), each as its
@@ -203,7 +282,8 @@ class MixingScan:
         for i, share in enumerate(MIXING_GRID):
             p = np.concatenate([self.probabilities[share][k] for k in folds])
             rows.append({"share": share, "ckplus_8": accuracy(p, y), "ckplus_7": accuracy(p, y, EMOTIONS),
-                         "fer2013_heldout": float(self.fer_accuracy[i, folds].mean())})
+                         "fer2013_heldout": float(self.fer_accuracy[i, folds].mean()),
+                         **{name: float(a[i, folds].mean()) for name, a in (self.domain_accuracy or {}).items()}})
         table = pd.DataFrame(rows)
         return table.assign(score=mixing_score(table)).round(4)
 
@@ -225,11 +305,14 @@ def mixing_scan(pretrained: Path, folds: list[tuple[Path, np.ndarray]], x: np.nd
     probabilities = {share: [] for share in MIXING_GRID}
     fer_probabilities = {share: [] for share in MIXING_GRID}
     fer_accuracy = np.full((len(MIXING_GRID), len(folds)), np.nan)
+    domain_accuracy = {d.name: np.full((len(MIXING_GRID), len(folds)), np.nan) for d in extra.transfer}
     for k, (fold_dir, rows) in enumerate(progress(folds)):
         finetuned.load_weights(fold_dir / FINETUNED_WEIGHTS)
         for i, share in enumerate(MIXING_GRID):
             predict = flip_averaged(mixed(base, finetuned, share, into=model))
             probabilities[share].append(predict(x[rows]))
+            for domain in extra.transfer:
+                domain_accuracy[domain.name][i, k] = domain.accuracy(predict(domain.x))
             if fer_classes:
                 if share > 0 or k == 0:  # share 0 is the pretrained network in every fold
                     fer_probabilities[share].append(predict(extra.fer_heldout_x))
@@ -238,7 +321,7 @@ def mixing_scan(pretrained: Path, folds: list[tuple[Path, np.ndarray]], x: np.nd
                     fer_probabilities[share].append(fer_probabilities[share][0])
     fer_accuracy[0, :] = fer_accuracy[0, 0]
     return MixingScan(probabilities, [y[rows] for _, rows in folds], fer_accuracy,
-                      fer_probabilities if fer_classes else None)
+                      fer_probabilities if fer_classes else None, domain_accuracy)
 
 
 def calibrate(scan: MixingScan, fold_shares: list[float], probabilities: np.ndarray, labels: np.ndarray,
@@ -285,21 +368,51 @@ def ckplus_inputs(ckplus_dir: Path) -> tuple[pd.DataFrame, np.ndarray]:
 # ---------------------------------------------------------------------------------------------
 # The commands: cross-validate and ship (PublicTest: emorec.evaluate.evaluate_holdout)
 
-def pretrained_path(models_dir: Path) -> Path:
+def stage1_path(models_dir: Path) -> Path:
+    """Stage 1's network (FER2013 train)."""
     return models_dir / "emorec" / "pretrain" / "pretrained.keras"
 
 
+def wild_path(models_dir: Path) -> Path:
+    """Stage 1b's network (FER+ votes and LFW people, from stage 1's: ``emorec.wild``)."""
+    return models_dir / "emorec" / "pretrain" / "wild.keras"
+
+
+def pretrained_path(models_dir: Path) -> Path:
+    """The network stage 2 starts from: stage 1b's when it has been made, else stage 1's."""
+    return wild_path(models_dir) if wild_path(models_dir).is_file() else stage1_path(models_dir)
+
+
 def pretrained_epochs(models_dir: Path) -> int | None:
-    """How many epochs stage 1 ran (its history beside the pretrained model)."""
+    """How many epochs stage 1 ran (its history beside its network)."""
     from emorec.registry import read_history
 
-    history = read_history(pretrained_path(models_dir).parent.relative_to(models_dir).as_posix(), models_dir)
+    history = read_history(stage1_path(models_dir).parent.relative_to(models_dir).as_posix(), models_dir)
     return len(history) if history else None
 
 
 def pretrained_faces(models_dir: Path) -> int:
-    """How many faces stage 1 read (its data statistics beside the pretrained model)."""
-    return json.loads((pretrained_path(models_dir).parent / "data_stats.json").read_text())["images"]
+    """How many faces stage 1 read (its data statistics beside its network)."""
+    return json.loads((stage1_path(models_dir).parent / "data_stats.json").read_text())["images"]
+
+
+def stage_seconds(history: Path) -> int | None:
+    """A stage's training time in seconds, summed over the epochs of its history."""
+    try:
+        return round(sum(row["seconds"] for row in json.loads(history.read_text())))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def pretraining(models_dir: Path) -> dict:
+    """What the network stage 2 starts from learned, for the card: stage 1 and, when made, stage 1b
+    (its data, epochs, wall time and validation accuracy, from ``wild-stats.json``)."""
+    stages = {"stage_1": f"{pretrained_epochs(models_dir)} epochs on FER2013 train ({pretrained_faces(models_dir):,} "
+                         "faces; models/emorec/pretrain/pretrained.keras)"}
+    stats = wild_path(models_dir).with_name("wild-stats.json")
+    if pretrained_path(models_dir) == wild_path(models_dir) and stats.is_file():
+        stages["stage_1b"] = json.loads(stats.read_text())
+    return stages
 
 
 def finetune_runs(models_dir: Path, epochs: int, extra: FineTuneData, probe_epochs: int = PROBE_EPOCHS) -> Path:
@@ -322,8 +435,8 @@ def forget_folds_without_weights(run_dir: Path) -> None:
             done.unlink()
 
 
-MIXING_CRITERION = ("best mean of posed faces (CK+ 8-class and 7-emotion out-of-fold accuracy) and faces from the "
-                    "wild (FER2013 held-out accuracy)")
+MIXING_CRITERION = ("best mean over the domains measured, each counting alike: posed faces (CK+ 8-class and 7-emotion "
+                    "out-of-fold accuracy), FER2013's held-out faces, LFW's validation people, the London set")
 CV_RESULTS = "cv-results.json"  # in a recipe's run folder: what its cross-validation adds to the card
 CV_PREDICTIONS = "cv-subject-kfold.csv"
 
@@ -355,7 +468,8 @@ def publish_cross_validation(run_dir: Path, models_dir: Path) -> None:
 
 def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | None, command: str,
                           models_dir: Path, epochs: int = FINETUNE_EPOCHS, n_splits: int | None = None, progress=iter,
-                          scan_progress=iter, fer_faces: int = FER_SLICE, probe_epochs: int = PROBE_EPOCHS) -> dict:
+                          scan_progress=iter, fer_faces: int = FER_SLICE, probe_epochs: int = PROBE_EPOCHS,
+                          transfer: Path | None = None) -> dict:
     """Subject-grouped cross-validation of stage 2, then the mixing scan on the folds' networks.
     Each fold is scored at the share the other folds chose (nested, so the number is honest);
     the share for the shipped model is chosen on all folds; a temperature fitted on the
@@ -365,7 +479,7 @@ def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir
     from emorec.evaluate import cross_validate, folds, summarize
 
     manifest, x = ckplus_inputs(ckplus_dir)
-    extra = load_finetune_data(ck48_dir, fer_train_dir, fer_faces)
+    extra = load_finetune_data(ck48_dir, fer_train_dir, fer_faces, transfer)
     trainer = emorec_trainer(pretrained_path(models_dir), extra, epochs, probe_epochs)
     run_dir = finetune_runs(models_dir, epochs, extra, probe_epochs)
     forget_folds_without_weights(run_dir)
@@ -381,7 +495,9 @@ def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir
     calibration = calibrate(scan, fold_shares, probabilities, labels, predictions["fold"].to_numpy(), extra.fer_heldout_y)
     temperature = calibration["temperature"]
     mixing = {"share": share, "fold_shares": fold_shares, "criterion": MIXING_CRITERION,
-              "fer2013_heldout_faces": int(len(extra.fer_heldout_y)), "runs": run_dir.name,
+              "fer2013_heldout_faces": int(len(extra.fer_heldout_y)), "fer2013_labels": extra.fer_labels,
+              "held_out_domains": {d.name: int(len(d.y)) for d in extra.transfer},
+              "leave_one_domain_out": leave_one_domain_out(table), "runs": run_dir.name,
               "scan": table.astype(object).where(table.notna(), None).to_dict("records")}
     summary = {**summarize(predictions, "subject-kfold"), "data": str(ckplus_dir), "command": command,
                "extra_training_data": {"ck48": str(ck48_dir) if ck48_dir else None,
@@ -398,18 +514,17 @@ def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir
 
 def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | None, command: str,
                 models_dir: Path, epochs: int = FINETUNE_EPOCHS, fer_faces: int = FER_SLICE,
-                probe_epochs: int = PROBE_EPOCHS) -> dict:
+                probe_epochs: int = PROBE_EPOCHS, transfer: Path | None = None) -> dict:
     """Stage 2 on all of CK+, mixed with the pretrained weights at the share this recipe's
     cross-validation chose, saved as ``models/emorec/model.keras``; the card gets that
     cross-validation (numbers, temperature) or, without one, says so and serves T = 1."""
     from emorec import registry
-    from emorec.config import FaceDefaults
     from emorec.data import dataset_summary
     from emorec.bench import served_latency
     from emorec.train import save_model
 
     manifest, x = ckplus_inputs(ckplus_dir)
-    extra = load_finetune_data(ck48_dir, fer_train_dir, fer_faces)
+    extra = load_finetune_data(ck48_dir, fer_train_dir, fer_faces, transfer)
     y = label_indices(manifest["label"])
     runs = finetune_runs(models_dir, epochs, extra, probe_epochs)
     finetuned = finetune(pretrained_path(models_dir), x, y, manifest["subject"].to_numpy().astype(str), extra,
@@ -438,17 +553,23 @@ def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | N
         "classes": list(LABELS),
         "input_shape": list(INPUT_SHAPE),
         "face_crop": True,
-        "margin": FaceDefaults.margin,
+        "margin": VARIANTS["emorec"].margin,
         "tta_flip": True,
         "threshold": NOT_SURE_BELOW,
         "parameters": int(model.count_params()),
         "file_size_bytes": (out / registry.MODEL_FILE).stat().st_size,
         "data": {**dataset_summary(manifest), "folder": str(ckplus_dir),
                  "extra": {"ck48_frames": int(len(extra.ck48_y)), "fer2013_slice": int(len(extra.fer_y)),
-                           "pretrained_on": f"FER2013 train ({pretrained_faces(models_dir):,} faces)"}},
-        "training": {"finetune_epochs": epochs, "probe_epochs": probe_epochs, "optimizer": "adamw", "augmentation": [type(layer).__name__ for layer in augmentation().layers],
+                           "fer2013_labels": extra.fer_labels,
+                           "pretrained_on": f"FER2013 train ({pretrained_faces(models_dir):,} faces)"
+                                            + (", then FER+ votes and LFW's training people (stage 1b)"
+                                               if "stage_1b" in pretraining(models_dir) else "")}},
+        "training": {"finetune_epochs": epochs, "probe_epochs": probe_epochs, "optimizer": "adamw",
+                     "augmentation": [type(layer).__name__ for layer in augmentation().layers],
                      "weight_mixing": f"{share:g} x fine-tuned + {1 - share:g} x pretrained weights (WiSE-FT), {source}",
-                     "pretraining": f"{pretrained_epochs(models_dir)} epochs on FER2013 train (models/emorec/pretrain)"},
+                     "pretraining": pretraining(models_dir),
+                     "wall_seconds": {"stage_1": stage_seconds(stage1_path(models_dir).with_name("history.json")),
+                                      "stage_2_final": stage_seconds(runs / "final" / "history.json")}},
         "weight_mixing": share,
         "commands": {"train": command},
     }, models_dir)

@@ -83,7 +83,7 @@ def variant_inputs(name: str, manifest: pd.DataFrame, progress=iter) -> np.ndarr
     variant = VARIANTS[name]
     if variant.face_crop:
         manifest = detect_dataset(manifest, shared_detector(), progress=progress)
-    return cached_model_inputs(manifest, variant.input_shape, variant.face_crop)
+    return cached_model_inputs(manifest, variant.input_shape, variant.face_crop, variant.margin)
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, augment: keras.Sequential | None = None,

@@ -46,6 +46,23 @@ def write_image(path: Path, size=(64, 48), mode="L", value: int | None = None) -
     return path
 
 
+def save_tiny_model(models_dir: Path, name: str = "tiny", **card) -> Path:
+    """A real Keras model (48x48 gray -> 8 classes, untrained) with its card in ``models_dir/name``."""
+    import keras
+
+    from emorec import registry
+    from emorec.config import LABELS
+
+    folder = models_dir / name
+    folder.mkdir(parents=True, exist_ok=True)
+    model = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                              keras.layers.Dense(len(LABELS), activation="softmax")])
+    model.save(folder / registry.MODEL_FILE)
+    registry.update_card(name, {"classes": list(LABELS), "input_shape": [48, 48, 1], "face_crop": True,
+                                "description": "test model", **card}, models_dir)
+    return folder
+
+
 @pytest.fixture
 def class_folder_dataset(tmp_path: Path) -> Path:
     """<root>/<class>/S<subject>_<seq>_<frame>.png with aliases for folder names: 6 subjects, 3 labels."""
@@ -53,4 +70,39 @@ def class_folder_dataset(tmp_path: Path) -> Path:
     for subject in range(1, 7):
         for sequence, folder in enumerate(["happy", "Angry", "neutral"], start=1):
             write_image(root / folder / f"S{subject:03d}_{sequence:03d}_{10 + sequence:08d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def wild_data_root(tmp_path_factory) -> Path:
+    """A tiny ../shared/data: FER2013 train and validation (three classes, 10 and 4 faces each) with
+    FER+ votes (one face per split voted not-a-face), LFW expressions of 12 people (noise: no face
+    to find) and a London set whose first person is a real face (scikit-image's astronaut)."""
+    import csv
+
+    from skimage import data as skdata
+
+    from emorec.config import LABELS
+
+    root = tmp_path_factory.mktemp("data")
+    votes = []
+    for split, faces in (("train", 10), ("validation", 4)):
+        for folder, label in (("happy", "happiness"), ("angry", "anger"), ("neutral", "neutral")):
+            for i in range(faces):
+                path = write_image(root / "fer2013" / split / folder / f"{split}_{folder}{i}.jpg", size=(48, 48))
+                row = dict.fromkeys([*LABELS, "unknown", "NF"], 0) | {label: 6, "contempt": 4}
+                if (folder, i) == ("happy", 0):
+                    row = dict.fromkeys([*LABELS, "unknown", "NF"], 0) | {"NF": 10}
+                votes.append({"path": path.relative_to(root).as_posix(), "split": split, **row})
+    (root / "ferplus").mkdir()
+    with open(root / "ferplus" / "labels.csv", "w", newline="") as out:
+        writer = csv.DictWriter(out, ["path", "split", *LABELS, "unknown", "NF"])
+        writer.writeheader()
+        writer.writerows(votes)
+    for person in range(12):
+        for n, label in enumerate(("happiness", "neutral", "anger")):
+            write_image(root / "lfw_expressions" / label / f"Person_{person:02d}_{n + 1:04d}.jpg", size=(112, 112))
+    for label in ("neutral", "happiness"):
+        write_image(root / "london" / label / "002.jpg", size=(128, 128), mode="RGB")
+        Image.fromarray(skdata.astronaut()).save(root / "london" / label / "001.jpg")
     return root

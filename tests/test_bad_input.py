@@ -31,7 +31,7 @@ from emorec import data, registry, tune
 from emorec.cli import main as cli_main
 from emorec.config import LABELS
 from emorec.images import ImageError, load_image
-from tests.conftest import ROOT, write_image
+from tests.conftest import ROOT, save_tiny_model, write_image
 from tests.test_tune import TALOS2
 
 TIMEOUT = 120
@@ -97,17 +97,7 @@ def all_messages(app: AppTest) -> list[str]:
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
     """A real Keras model (48x48 gray -> 8 classes, untrained) with its card, built once."""
-    import keras
-
-    models = tmp_path_factory.mktemp("template")
-    folder = models / "tiny"
-    folder.mkdir()
-    model = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
-                              keras.layers.Dense(len(LABELS), activation="softmax")])
-    model.save(folder / registry.MODEL_FILE)
-    registry.update_card("tiny", {"classes": list(LABELS), "input_shape": [48, 48, 1], "face_crop": True,
-                                  "description": "bad-input test model"}, models)
-    return folder
+    return save_tiny_model(tmp_path_factory.mktemp("template"), description="bad-input test model")
 
 
 def truncate(path: Path) -> None:

@@ -100,6 +100,18 @@ def test_batch_with_labels_from_file_names(classify_page):
     assert (summary["faces_found"] == 1).all()  # no face on the wall: it counts against accuracy, not in faces_found
 
 
+def test_batch_of_friends_photos_is_labelled_from_their_names(classify_page):
+    """File names as people save them, synonyms included, give the expected labels."""
+    names = {"happy matt.png": "happiness", "afraid mom.png": "fear", "surprised_gf.png": "surprise",
+             "disgusted dad.jpg": "disgust", "smiling grandma.jpg": "happiness"}
+    app = classify_page
+    app.file_uploader(key="batch-uploads").set_value([(name, ASTRONAUT, "image/jpeg") for name in names]).run()
+    next(b for b in app.button if b.label == f"Classify {len(names)} photos").click().run()
+    assert not app.exception
+    results = app.dataframe[-1].value
+    assert dict(zip(results["photo"], results["expected"])) == names
+
+
 def test_batch_folder_named_by_expression(classify_page, tmp_path):
     """A folder called "happy" labels its photos, as its subfolders would."""
     folder = tmp_path / "happy"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -177,9 +178,46 @@ def test_zip_and_labels_csv_errors(tmp_path: Path):
         data.expected_labels_csv('a.jpg,"' + "x" * 200_000 + "\n")
     assert data.expected_labels_csv("file,label\nanna.jpg,happy\n") == {"anna.jpg": "happiness"}
     assert data.label_from_name("afraid mom.png") == "fear" and data.label_from_name("IMG_001.jpg") is None
+    friends = {"happy matt.png": "happiness", "afraid mom.png": "fear", "surprised_gf.png": "surprise",
+               "disgusted dad.jpg": "disgust", "Sad-Anna.JPG": "sadness", "mad_uncle.webp": "anger",
+               "scared kid.png": "fear", "smiling grandma.jpg": "happiness", "angry boss 2.png": "anger"}
+    assert {name: data.label_from_name(name) for name in friends} == friends
     assert data.label_from_name("sad/IMG_001.jpg") == "sadness"  # class folders, as the Compare page asks for
     assert data.label_from_name("happy/angry_anna.jpg") == "anger"  # the file's own name first
 
 
 def test_labels_are_the_studys_eight():
     assert LABELS == ("neutral", "anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise")
+
+
+def test_ferplus_votes_become_soft_targets_and_a_majority(tmp_path):
+    votes = tmp_path / "ferplus" / "labels.csv"
+    votes.parent.mkdir()
+    header = "path,split,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
+    votes.write_text(header + "fer2013/train/happy/a.jpg,train,2,7,0,0,0,0,0,0,1,0\n"
+                              "fer2013/train/angry/b.jpg,train,0,0,0,0,5,5,0,0,0,0\n"
+                              "fer2013/train/angry/c.jpg,train,1,0,0,0,0,0,0,0,2,7\n")
+    table = data.read_ferplus(votes)
+    assert table["path"][0] == str((tmp_path / "fer2013/train/happy/a.jpg").resolve())
+    assert list(table.columns[2:10]) == list(LABELS)  # votes in the models' class order
+    targets, keep = data.ferplus_targets(table)
+    assert np.allclose(targets.sum(axis=1), 1) and targets[0, LABELS.index("happiness")] == pytest.approx(7 / 9)
+    assert list(keep) == [True, True, False]  # not-a-face won the third
+    assert list(data.ferplus_majority(table)) == ["happiness", "anger", None]  # a tie: the first in LABELS order
+    (tmp_path / "bad.csv").write_text("path,split\nx,train\n")
+    with pytest.raises(data.DatasetError, match="missing column"):
+        data.read_ferplus(tmp_path / "bad.csv")
+
+
+def test_people_come_from_file_names_and_lfw_validation_people_never_train(tmp_path):
+    assert data.person_of("lfw/anger/Aaron_Peirsol_0002.jpg") == "Aaron_Peirsol"
+    assert data.person_of("london/neutral/012.jpg") == "012"
+    for person in range(20):
+        for n, folder in enumerate(("happiness", "neutral")):
+            write_image(tmp_path / "lfw" / folder / f"Person_{person:02d}_{n + 1:04d}.jpg", size=(8, 8))
+    manifest = data.load_dataset(tmp_path / "lfw")
+    train, validation = data.lfw_split(manifest)
+    people = data.with_people(manifest)["subject"]
+    assert not set(people.iloc[train]) & set(people.iloc[validation])
+    assert len(set(people.iloc[validation])) == round(20 * data.LFW_VALIDATION_SHARE)
+    assert (data.lfw_split(manifest)[1] == validation).all()  # the same people on every run

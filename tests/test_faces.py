@@ -74,6 +74,20 @@ def test_no_face_is_an_empty_list(detector):
     assert detector.detect(np.zeros((20, 20, 3), np.uint8)) == []  # too small to hold a face
 
 
+def test_a_dim_blue_tinted_face_is_found_on_the_equalised_gray_retry(detector, astronaut):
+    from emorec.faces import equalised_gray
+
+    film_still = np.stack([astronaut[..., 0] * 0.05 + 10, astronaut[..., 1] * 0.1 + 20, astronaut[..., 2] * 0.15 + 90],
+                          axis=-1).astype(np.uint8)  # dark, flat and blue, as a graded film still
+    dim_room = (astronaut * 0.06).astype(np.uint8)
+    for photo in (film_still, dim_room):
+        assert detector._detect(photo) == []  # MTCNN alone misses it
+        faces = detector.detect(photo)
+        assert len(faces) == 1 and close(faces[0], detector.detect(astronaut)[0], tolerance=12)
+    assert equalised_gray(film_still).shape == astronaut.shape
+    assert detector.settings()["retry"] == "clahe-gray"  # cached detections of the older detector are not reused
+
+
 def test_small_face_in_a_gray_photo_needs_a_smaller_min_face(detector):
     camera = load_image(skdata.camera())  # the face is about 12 % of the image's side
     assert detector.detect(camera) == []

@@ -47,6 +47,28 @@ def test_mixing_share_counts_posed_and_wild_faces_alike():
     assert recipe.choose_share(scan.assign(ckplus_8=.9, ckplus_7=.9, fer2013_heldout=.6)) == 1.0
 
 
+def test_mixing_share_counts_every_held_out_domain_alike_and_each_is_left_out_once():
+    scan = pd.DataFrame({"share": recipe.MIXING_GRID, "ckplus_8": [.60, .85, .90, .93, .94],
+                         "ckplus_7": [.60, .85, .90, .93, .94], "fer2013_heldout": [.75, .75, .74, .70, .65],
+                         "lfw_validation": [.60, .63, .60, .55, .50], "london": [.80, .90, .92, .90, .85]})
+    assert recipe.choose_share(scan) == 0.5  # means .6875 .7825 .79 .77 .735
+    held_out = recipe.leave_one_domain_out(scan)
+    assert set(held_out) == {"posed", "fer2013_heldout", "lfw_validation", "london"}
+    assert held_out["posed"] == {"share": 0.25, "accuracy": 0.85, "best": 0.94}  # the wild alone prefers less fine-tuning
+    assert held_out["london"]["share"] == 0.5 and held_out["london"]["accuracy"] == 0.92
+    assert recipe.leave_one_domain_out(scan[["share", "ckplus_8", "ckplus_7"]].assign(fer2013_heldout=np.nan)) == {}
+
+
+def test_held_out_domain_counts_photos_without_a_face_as_wrong():
+    probabilities = np.eye(8)[[0, 5, 5, 1]]
+    domain = recipe.HeldOutDomain("london", np.zeros((4, 48, 48, 1)), np.array([0, 5, 5, 0]),
+                                  np.array([True, True, False, True]), ("neutral", "happiness"))
+    # The third is right but had no face: wrong. The fourth says anger, which is not a choice: among neutral and
+    # happiness (both 0) the argmax takes neutral, which is right.
+    assert list(recipe.accuracy_per_face(probabilities, domain.y, domain.classes)) == [True, True, True, True]
+    assert domain.accuracy(probabilities) == 0.75
+
+
 def test_nested_mixing_scores_each_fold_at_the_share_the_other_folds_chose():
     happy, anger = np.eye(8)[5], np.eye(8)[1]
     right = {0: {1.0}, 1: {0.25}, 2: {0.25}}  # which shares get each fold's two faces right
@@ -127,6 +149,17 @@ def test_finetuning_never_sees_the_fer2013_faces_held_out_for_the_mixing_choice(
     assert not {face.tobytes() for face in extra.fer_x} & {face.tobytes() for face in extra.fer_heldout_x}
     smaller = recipe.load_finetune_data(None, tmp_path, fer_faces=5)  # `--fer-faces 5`: the first 5 of the same draw
     assert np.array_equal(smaller.fer_x, extra.fer_x[:5]) and np.array_equal(smaller.fer_heldout_x, extra.fer_heldout_x)
+
+
+def test_transfer_data_labels_fer2013_by_ferplus_votes_and_adds_held_out_domains(wild_data_root):
+    plain = recipe.load_finetune_data(None, wild_data_root / "fer2013" / "train")
+    voted = recipe.load_finetune_data(None, wild_data_root / "fer2013" / "train", transfer=wild_data_root)
+    assert plain.fer_labels == "FER2013" and plain.transfer == ()
+    assert voted.fer_labels == "FER+ majority vote" and len(voted.fer_y) + len(voted.fer_heldout_y) == 29  # one not-a-face
+    assert [d.name for d in voted.transfer] == ["lfw_validation", "london"]
+    london = voted.transfer[1]
+    assert london.classes == ("neutral", "happiness") and list(london.found) == [True, False, True, False]
+    assert london.x.shape == (4, 48, 48, 1)
 
 
 def test_pretraining_restart_continues_the_first_cycle(tmp_path, monkeypatch):

@@ -1,0 +1,217 @@
+"""The cross-dataset benchmark: how a shipped model does on people and photos unlike its training data.
+
+CK+ by subject measures one lab. Users bring other people in other light, so every shipped model is
+also scored on public sets it never trained on, each the way a user would meet it:
+
+- FER2013 PublicTest, original labels, and FER+ PublicTest (the same faces, the majority of ten
+  annotators' votes, eight classes): pre-cropped faces from the web;
+- LFW expressions, the validation people (``data.lfw_split``: no emorec model trains on them):
+  news photos, classified after MTCNN finds the face (no face = wrong) and as the whole image;
+- the London set: 102 people in studio colour photos, neutral and smiling, faces found by MTCNN.
+
+Each set is scored with the argmax over its own classes (FER2013 has no contempt, London only
+neutral and happiness), beside "always its most frequent class" as the floor, and with how often
+each class is predicted next to its true share (a lab's prior shows there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, f1_score, recall_score
+
+from emorec.config import LABELS
+from emorec.data import DatasetError, ferplus_majority, lfw_split, load_dataset, read_ferplus
+
+NO_FACE = "no face"  # what a photo without a detected face counts as: wrong
+
+
+@dataclass(frozen=True)
+class BenchmarkSet:
+    """One set of the benchmark: where it lies under the data folder and how its photos are framed
+    (``whole``: pre-cropped faces, the image is the face; ``detect``: MTCNN finds the face first)."""
+
+    name: str
+    title: str
+    framing: str
+    location: str  # under the data folder
+    read: Callable[[Path], pd.DataFrame]  # data folder -> path and label of every photo (DatasetError when absent)
+
+
+def fer2013_publictest(data_root: Path) -> pd.DataFrame:
+    return load_dataset(data_root / "fer2013" / "validation")
+
+
+def ferplus_publictest(data_root: Path) -> pd.DataFrame:
+    votes = read_ferplus(data_root / "ferplus" / "labels.csv")
+    votes = votes[votes["split"] == "validation"]
+    majority = ferplus_majority(votes)
+    return pd.DataFrame({"path": votes["path"], "label": majority}).dropna().reset_index(drop=True)
+
+
+def lfw_validation(data_root: Path) -> pd.DataFrame:
+    manifest = load_dataset(data_root / "lfw_expressions")
+    return manifest.iloc[lfw_split(manifest)[1]].reset_index(drop=True)
+
+
+def london(data_root: Path) -> pd.DataFrame:
+    return load_dataset(data_root / "london")
+
+
+SETS: tuple[BenchmarkSet, ...] = (
+    BenchmarkSet("fer2013-whole", "FER2013 PublicTest (original labels)", "whole", "fer2013/validation", fer2013_publictest),
+    BenchmarkSet("ferplus-whole", "FER+ PublicTest (majority vote)", "whole", "ferplus/labels.csv", ferplus_publictest),
+    BenchmarkSet("lfw-detect", "LFW expressions, new people (face found by MTCNN)", "detect", "lfw_expressions",
+                 lfw_validation),
+    BenchmarkSet("lfw-whole", "LFW expressions, new people (whole image)", "whole", "lfw_expressions", lfw_validation),
+    BenchmarkSet("london-detect", "London set (face found by MTCNN)", "detect", "london", london),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scores
+
+
+def set_scores(labels: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict:
+    """Accuracy (a photo without a face is wrong), macro-F1 and recall per class over ``classes``,
+    the share of photos with a face, and how often each class is predicted next to its true share."""
+    labels, predicted = np.asarray(labels, object), np.asarray(predicted, object)
+    found = predicted != NO_FACE
+    recall = recall_score(labels, predicted, labels=classes, average=None, zero_division=0)
+    return {
+        "images": int(len(labels)),
+        "accuracy": round(float(accuracy_score(labels, predicted)), 4),
+        "macro_f1": round(float(f1_score(labels, predicted, labels=classes, average="macro", zero_division=0)), 4),
+        "face_rate": round(float(found.mean()), 4),
+        "recall": {c: round(float(r), 4) for c, r in zip(classes, recall)},
+        "predicted_share": {c: round(float((predicted[found] == c).mean()), 4) if found.any() else 0.0 for c in classes},
+        "true_share": {c: round(float((labels == c).mean()), 4) for c in classes},
+    }
+
+
+def floor_scores(labels: np.ndarray, classes: list[str]) -> dict:
+    """What answering the set's most frequent class for every photo scores."""
+    values, counts = np.unique(np.asarray(labels, object), return_counts=True)
+    return {"answer": str(values[counts.argmax()]),
+            **set_scores(labels, np.full(len(labels), values[counts.argmax()], object), classes)}
+
+
+def set_classes(manifest: pd.DataFrame, model_classes: tuple[str, ...]) -> list[str]:
+    """The classes a set is scored over: those its photos carry that the model knows, in ``LABELS`` order."""
+    present = set(manifest["label"])
+    return [c for c in LABELS if c in present and c in model_classes]
+
+
+# ---------------------------------------------------------------------------------------------
+# Predictions
+
+
+def face_crops(manifest: pd.DataFrame, input_shape: tuple[int, int, int], margin: float,
+               detector=None) -> tuple[np.ndarray, np.ndarray]:
+    """Each photo's main face as MTCNN finds it (detections cached), cropped as the app crops it,
+    and whether a face was found (where none was: the whole photo, to be counted as no face)."""
+    from emorec.crops import cached_model_inputs, detect_dataset
+
+    if detector is None:
+        from emorec.predict import shared_detector
+
+        detector = shared_detector()
+    detections = detect_dataset(manifest, detector)
+    return cached_model_inputs(detections, input_shape, True, margin), (detections["n_faces"] > 0).to_numpy()
+
+
+def main_face_inputs(recognizer, manifest: pd.DataFrame, framing: str, detector=None) -> tuple[np.ndarray, np.ndarray]:
+    """What ``recognizer`` sees of each photo, and whether it got a face: the whole image
+    (``whole``), or the main face MTCNN found (``detect``; a whole-frame model reads the whole
+    photo, as it does in the app)."""
+    if framing == "whole" or not recognizer.face_crop:
+        from emorec.crops import cached_model_inputs
+
+        return cached_model_inputs(manifest, recognizer.input_shape, face_crop=False), np.ones(len(manifest), bool)
+    return face_crops(manifest, recognizer.input_shape, recognizer.margin, detector)
+
+
+def set_predictions(recognizer, manifest: pd.DataFrame, framing: str, classes: list[str], detector=None) -> np.ndarray:
+    """Each photo's answer: the argmax over ``classes`` of the served probabilities, ``NO_FACE``
+    where no face was found."""
+    x, found = main_face_inputs(recognizer, manifest, framing, detector)
+    probabilities = np.concatenate([recognizer.classify(x[i:i + 512]) for i in range(0, len(x), 512)])
+    columns = [recognizer.classes.index(c) for c in classes]
+    answers = np.array(classes, object)[probabilities[:, columns].argmax(axis=1)]
+    return np.where(found, answers, NO_FACE)
+
+
+def benchmark(recognizer, data_root: Path, sets: Iterable[BenchmarkSet] = SETS, detector=None,
+              progress: Callable[[Iterable], Iterable] = iter) -> dict:
+    """Scores of ``recognizer`` on every set found under ``data_root``, with each set's floor;
+    a set that is absent is listed under ``skipped`` with the reason."""
+    results, skipped = {}, {}
+    for spec in progress(list(sets)):
+        try:
+            manifest = spec.read(data_root)
+        except DatasetError as error:
+            skipped[spec.name] = str(error)
+            continue
+        classes = set_classes(manifest, recognizer.classes)
+        labels = manifest["label"].to_numpy(object)
+        keep = np.isin(labels, classes)
+        manifest, labels = manifest[keep].reset_index(drop=True), labels[keep]
+        predicted = set_predictions(recognizer, manifest, spec.framing, classes, detector)
+        results[spec.name] = {"title": spec.title, "framing": spec.framing, "classes": classes,
+                              **set_scores(labels, predicted, classes), "floor": floor_scores(labels, classes)}
+    return {"sets": results, "skipped": skipped}
+
+
+def evaluate_cross_dataset(name: str, data_root: Path, command: str, models_dir: Path,
+                           progress: Callable[[Iterable], Iterable] = iter) -> dict:
+    """``benchmark`` of a shipped model, recorded in its card (``cross_dataset``)."""
+    from emorec import registry
+    from emorec.predict import EmotionRecognizer
+
+    result = benchmark(EmotionRecognizer.load(name, models_dir), Path(data_root), progress=progress)
+    if not result["sets"]:
+        raise DatasetError(f"{data_root} holds none of the benchmark's sets ({', '.join(s.location for s in SETS)}).")
+    registry.update_card(name, {"cross_dataset": {**result["sets"], "command": command}}, models_dir)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# The table every view shows (CLI, README, cards, Compare)
+
+FLOOR_ROW = "always the most frequent class"
+CKPLUS_COLUMN = "ckplus-subject"  # CK+ by subject, from the card's cross-validation
+
+
+def ckplus_headline(card: dict) -> dict | None:
+    """CK+ by subject (8 classes, pooled) from the card's cross-validation, as a benchmark set's
+    scores, with its floor (from the class counts it was scored on)."""
+    scores = card.get("evaluation", {}).get("subject-kfold", {}).get("classes_8")
+    if not scores:
+        return None
+    labels = np.repeat(list(scores["per_class"]), [int(c["support"]) for c in scores["per_class"].values()])
+    return {"accuracy": scores["accuracy"]["pooled"], "macro_f1": scores["macro_f1"]["pooled"], "face_rate": 1.0,
+            "floor": floor_scores(labels, list(scores["per_class"]))}
+
+
+def benchmark_table(cards: dict[str, dict], metric: str = "accuracy") -> pd.DataFrame:
+    """One row per model (and the floor), one column per set: ``metric`` (accuracy, macro_f1 or
+    face_rate), CK+ by subject first; NaN where a model was not measured."""
+    rows, floor = {}, {}
+    columns = [CKPLUS_COLUMN, *(spec.name for spec in SETS)]
+    for name, card in cards.items():
+        measured = {k: v for k, v in card.get("cross_dataset", {}).items() if isinstance(v, dict)}
+        ckplus = ckplus_headline(card)
+        if ckplus:
+            measured[CKPLUS_COLUMN] = ckplus
+        rows[name] = {column: measured[column][metric] for column in columns if column in measured}
+        for column in columns:
+            if column in measured:
+                floor.setdefault(column, measured[column]["floor"][metric])
+    if floor:
+        rows[FLOOR_ROW] = floor
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    return table.reindex(columns=[c for c in columns if c in table.columns])

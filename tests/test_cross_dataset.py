@@ -1,0 +1,113 @@
+"""The cross-dataset benchmark on a tiny synthetic data folder in the layouts of ../shared/data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emorec import cross_dataset, registry
+from emorec.cli import main as cli_main
+from tests.conftest import save_tiny_model, shared_data
+
+
+@pytest.fixture
+def data_root(wild_data_root) -> Path:
+    return wild_data_root
+
+
+def test_scores_count_a_photo_without_a_face_as_wrong_and_show_the_prior():
+    labels = np.array(["neutral", "happiness", "happiness", "anger"], object)
+    predicted = np.array(["neutral", "happiness", cross_dataset.NO_FACE, "neutral"], object)
+    scores = cross_dataset.set_scores(labels, predicted, ["neutral", "anger", "happiness"])
+    assert scores["accuracy"] == 0.5 and scores["face_rate"] == 0.75
+    assert scores["recall"] == {"neutral": 1.0, "anger": 0.0, "happiness": 0.5}
+    assert scores["predicted_share"]["neutral"] == pytest.approx(2 / 3, abs=1e-4)  # of the faces found
+    assert scores["true_share"]["happiness"] == 0.5
+    floor = cross_dataset.floor_scores(labels, ["neutral", "anger", "happiness"])
+    assert floor["answer"] == "happiness" and floor["accuracy"] == 0.5 and floor["predicted_share"]["happiness"] == 1.0
+
+
+def test_benchmark_scores_every_set_and_records_it_in_the_card(tmp_path, data_root):
+    models = tmp_path / "models"
+    save_tiny_model(models, margin=0.0)
+    result = cross_dataset.evaluate_cross_dataset("tiny", data_root, "cmd", models)
+    sets = result["sets"]
+    assert list(sets) == [spec.name for spec in cross_dataset.SETS] and result["skipped"] == {}
+    assert sets["fer2013-whole"]["images"] == 12 and sets["fer2013-whole"]["classes"] == ["neutral", "anger", "happiness"]
+    assert sets["ferplus-whole"]["images"] == 11  # the not-a-face majority left out
+    assert sets["ferplus-whole"]["classes"] == ["neutral", "anger", "happiness"]  # contempt never won a vote
+    assert sets["lfw-whole"]["images"] == sets["lfw-detect"]["images"] > 0
+    lfw_people = {p.stem.rsplit("_", 1)[0] for p in (data_root / "lfw_expressions").rglob("*.jpg")}
+    assert sets["lfw-detect"]["images"] < 3 * len(lfw_people)  # validation people only
+    assert sets["lfw-whole"]["face_rate"] == 1.0 and sets["lfw-detect"]["face_rate"] == 0.0  # noise: no face found
+    assert sets["lfw-detect"]["accuracy"] == 0.0
+    assert sets["london-detect"]["face_rate"] == 0.5 and sets["london-detect"]["classes"] == ["neutral", "happiness"]
+    for scores in sets.values():
+        assert 0 <= scores["accuracy"] <= 1 and 0 <= scores["macro_f1"] <= 1 and scores["floor"]["accuracy"] > 0
+    card = registry.read_card("tiny", models)
+    assert card["cross_dataset"]["command"] == "cmd" and card["cross_dataset"]["london-detect"] == sets["london-detect"]
+    json.dumps(card)  # plain JSON
+
+
+def test_an_absent_set_is_skipped_with_its_reason(tmp_path, data_root):
+    models = tmp_path / "models"
+    save_tiny_model(models)
+    from emorec.predict import EmotionRecognizer
+
+    recognizer = EmotionRecognizer.load("tiny", models)
+    result = cross_dataset.benchmark(recognizer, data_root / "fer2013" / "..", sets=cross_dataset.SETS[:1])
+    assert list(result["sets"]) == ["fer2013-whole"]
+    result = cross_dataset.benchmark(recognizer, tmp_path, sets=cross_dataset.SETS[:1])
+    assert result["sets"] == {} and "does not exist" in result["skipped"]["fer2013-whole"]
+    with pytest.raises(cross_dataset.DatasetError, match="holds none of the benchmark's sets"):
+        cross_dataset.evaluate_cross_dataset("tiny", tmp_path, "cmd", models)
+
+
+def test_table_has_a_row_per_model_and_the_floor(tmp_path, data_root, capsys):
+    models = tmp_path / "models"
+    save_tiny_model(models)
+    cross_dataset.evaluate_cross_dataset("tiny", data_root, "cmd", models)
+    card = registry.read_card("tiny", models)
+    card["evaluation"] = {"subject-kfold": {"classes_8": {
+        "accuracy": {"pooled": 0.9}, "macro_f1": {"pooled": 0.8},
+        "per_class": {"neutral": {"support": 6}, "happiness": {"support": 4}}}}}
+    table = cross_dataset.benchmark_table({"tiny": card})
+    assert list(table.index) == ["tiny", cross_dataset.FLOOR_ROW]
+    assert list(table.columns) == [cross_dataset.CKPLUS_COLUMN, *(s.name for s in cross_dataset.SETS)]
+    assert table.loc["tiny", cross_dataset.CKPLUS_COLUMN] == 0.9
+    assert table.loc[cross_dataset.FLOOR_ROW, cross_dataset.CKPLUS_COLUMN] == 0.6  # always neutral: 6 of 10
+    assert table.loc[cross_dataset.FLOOR_ROW, "london-detect"] == 0.5
+
+
+def test_cli_prints_the_benchmark_and_the_models_table(tmp_path, data_root, monkeypatch, capsys):
+    models = tmp_path / "models"
+    save_tiny_model(models)
+    from emorec.cli import print_cross_dataset
+    from emorec.predict import EmotionRecognizer
+
+    monkeypatch.setattr("emorec.cli.MODELS_DIR", models)
+    for function in (registry.model_names, registry.read_card, registry.read_predictions, EmotionRecognizer.load.__func__):
+        monkeypatch.setattr(function, "__defaults__", (models,))  # as EMOREC_MODELS would (see test_bad_input.cli_on)
+
+    assert print_cross_dataset("tiny", data_root) == 0  # `evaluate --protocol cross-dataset` for a model in models/
+    out = capsys.readouterr().out
+    assert "london-detect" in out and "floor accuracy" in out and "%" in out
+    assert cli_main(["models", "--cross-dataset", "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "| model |" in out and "| tiny |" in out and cross_dataset.FLOOR_ROW in out
+
+
+def test_benchmark_on_the_real_sets_scores_the_shipped_model():
+    root = shared_data()
+    for spec in cross_dataset.SETS:
+        shared_data(spec.location)
+    from emorec.predict import EmotionRecognizer
+
+    recognizer = EmotionRecognizer.load("emorec")
+    result = cross_dataset.benchmark(recognizer, root, sets=[s for s in cross_dataset.SETS if s.name == "london-detect"])
+    london = result["sets"]["london-detect"]
+    card = registry.read_card("emorec")["cross_dataset"]["london-detect"]
+    assert london["images"] == 204 and london["accuracy"] == card["accuracy"]  # the card's number reproduces
