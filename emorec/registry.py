@@ -151,7 +151,36 @@ def below_floor(names, models_dir: Path = MODELS_DIR) -> list[str]:
 
 
 def _percent(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.1f} %"
+    return "—" if value is None or value != value else f"{100 * value:.1f} %"
+
+
+def _readable(value) -> str:
+    """A card value in a sentence: lists comma-separated, mappings as "key: value" pairs."""
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, dict):
+        return "; ".join(f"{k.replace('_', ' ')}: {_readable(v)}" for k, v in value.items())
+    return str(value)
+
+
+def cross_dataset_markdown(results: dict) -> list[str]:
+    """The cross-dataset benchmark of a card as Markdown: one row per set, then how often each
+    class was predicted against its true share."""
+    sets = {name: r for name, r in results.items() if isinstance(r, dict)}
+    lines = ["", "## People it never saw: the cross-dataset benchmark", "",
+             "Argmax over each set's classes; a photo without a face found counts as wrong. Floor: always answering "
+             "the set's most frequent class.", "",
+             "| set | images | faces found | accuracy | macro-F1 | floor accuracy | floor macro-F1 |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['title']} | {r['images']:,} | {_percent(r['face_rate'])} | {_percent(r['accuracy'])} | "
+              f"{_percent(r['macro_f1'])} | {_percent(r['floor']['accuracy'])} | {_percent(r['floor']['macro_f1'])} |"
+              for r in sets.values()]
+    lines += ["", "How often each class is predicted (of the faces found), against its true share:", ""]
+    for r in sets.values():
+        shares = ", ".join(f"{c} {_percent(r['predicted_share'][c])} ({_percent(r['true_share'][c])})" for c in r["classes"])
+        lines.append(f"- {r['title']}: {shares}")
+    if results.get("command"):
+        lines += ["", f"Command: `{results['command']}`"]
+    return lines
 
 
 def card_markdown(card: dict) -> str:
@@ -175,9 +204,7 @@ def card_markdown(card: dict) -> str:
         lines += [f"- {key.replace('_', ' ')}: {value}" for key, value in extra.items()]
     training = card.get("training")
     if training:
-        lines += ["", "## Training", ""] + [
-            f"- {key.replace('_', ' ')}: {', '.join(map(str, value)) if isinstance(value, list) else value}"
-            for key, value in training.items()]
+        lines += ["", "## Training", ""] + [f"- {key.replace('_', ' ')}: {_readable(value)}" for key, value in training.items()]
     calibration = card.get("calibration")
     if calibration:
         lines += ["", "## Calibration", "",
@@ -217,12 +244,25 @@ def card_markdown(card: dict) -> str:
                           f"{1 - mixing['share']:g} x pretrained weights, the {mixing['criterion']} over all folds. "
                           "The accuracy above scores each fold at the share the other folds chose "
                           f"({', '.join(f'{s:g}' for s in mixing.get('fold_shares', []))}). "
-                          "The scan, CK+ pooled over the folds:", "",
-                      "| fine-tuned share | CK+ 8 classes | CK+ 7 emotions | FER2013 held-out |", "|---|---|---|---|"]
-            lines += [f"| {row['share']:g} | {_percent(row['ckplus_8'])} | {_percent(row['ckplus_7'])} | "
-                      f"{_percent(row['fer2013_heldout'])} |" for row in mixing["scan"]]
+                          "The scan, CK+ pooled over the folds, the other domains averaged over the folds' networks:", ""]
+            columns = {"ckplus_8": "CK+ 8 classes", "ckplus_7": "CK+ 7 emotions",
+                       "fer2013_heldout": f"FER2013 held-out ({mixing.get('fer2013_labels', 'FER2013')} labels)",
+                       "lfw_validation": "LFW validation people", "london": "London"}
+            columns = {key: title for key, title in columns.items() if key in mixing["scan"][0]}
+            lines += ["| fine-tuned share | " + " | ".join(columns.values()) + " |", "|---|" + "---|" * len(columns)]
+            lines += [f"| {row['share']:g} | " + " | ".join(_percent(row[key]) for key in columns) + " |"
+                      for row in mixing["scan"]]
+            held_out = mixing.get("leave_one_domain_out")
+            if held_out:
+                lines += ["", "Each domain left out of the choice in turn (how the choice does on photos it was not "
+                              "made on):", ""]
+                lines += [f"- {domain.replace('_', ' ')}: the others choose {r['share']:g}, which scores "
+                          f"{_percent(r['accuracy'])} there (its best share: {_percent(r['best'])})"
+                          for domain, r in held_out.items()]
         if result.get("command"):
             lines += ["", f"Command: `{result['command']}`"]
+    if card.get("cross_dataset"):
+        lines += cross_dataset_markdown(card["cross_dataset"])
     commands = card.get("commands", {})
     if commands:
         lines += ["", "## Reproduce", ""] + [f"- {what}: `{command}`" for what, command in commands.items()]

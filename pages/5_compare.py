@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from emorec import data, evaluate, plots, registry
+from emorec import cross_dataset, data, evaluate, plots, registry
 from emorec.config import EMOTIONS, LABELS
 from pages.common import in_grid, local_path, model_cards, model_history, model_predictions, page_setup, recognizers
 
@@ -86,6 +86,31 @@ st.caption("By subject: 10-fold cross-validation where nobody appears in both tr
            "8 classes, surprise on its emotions, happiness on FER2013). Latency: per face as served (mirror image "
            "included), measured on the machine and day each card names.")
 
+benchmarked = {name: card for name, card in cards.items() if card.get("cross_dataset")}
+if benchmarked:
+    st.subheader("People it never saw")
+    metric = st.radio("Number", ["accuracy", "macro_f1", "face_rate"], horizontal=True, key="cross-metric",
+                      format_func={"accuracy": "Accuracy", "macro_f1": "Macro-F1", "face_rate": "Faces found"}.get)
+    titles = {cross_dataset.CKPLUS_COLUMN: "CK+ by subject (8 classes)", **{s.name: s.title for s in cross_dataset.SETS}}
+    table = cross_dataset.benchmark_table(benchmarked, metric).rename(columns=titles)
+    st.dataframe(table.map(lambda v: "—" if pd.isna(v) else f"{v:.1%}").rename_axis("model").reset_index(),
+                 hide_index=True, column_config={"model": st.column_config.TextColumn(pinned=True)})
+    st.caption("Public sets no shipped model trained on, each scored with the argmax over its own classes "
+               "(`python -m emorec evaluate --protocol cross-dataset`): FER2013 and FER+ PublicTest (pre-cropped web "
+               "faces; FER+ relabels them by the majority of ten annotators), LFW expressions' validation people (news "
+               "photos; the face found by MTCNN, or the whole image), the London set (studio photos, neutral and "
+               "smiling). A photo where no face is found counts as wrong. CK+ by subject comes from the "
+               "cross-validation above. Last row: always answering the set's most frequent class.")
+    chosen = st.selectbox("How often each class is predicted, against its true share, on",
+                          [s.name for s in cross_dataset.SETS], format_func=titles.get, key="cross-set")
+    shares = [{"model": name, "class": c, "share": share} for name, card in benchmarked.items()
+              if chosen in card["cross_dataset"] for c, share in card["cross_dataset"][chosen]["predicted_share"].items()]
+    truth = next(card["cross_dataset"][chosen]["true_share"] for card in benchmarked.values()
+                 if chosen in card["cross_dataset"])
+    shares += [{"model": "true share", "class": c, "share": share} for c, share in truth.items()]
+    st.plotly_chart(px.bar(pd.DataFrame(shares), x="class", y="share", color="model", barmode="group", range_y=[0, 1],
+                           height=340), width="stretch", key="cross-shares")
+
 split_rows = []
 for name, card in cards.items():
     for protocol, result in card.get("evaluation", {}).items():
@@ -118,7 +143,8 @@ if evaluated:
     mixing = {name: r["weight_mixing"] for name, r in evaluated.items() if r.get("weight_mixing")}
     for name, scan in mixing.items():
         st.subheader(f"{name}: posed against in-the-wild faces")
-        rows = pd.DataFrame(scan["scan"]).melt(id_vars="share", value_vars=["ckplus_8", "ckplus_7", "fer2013_heldout"],
+        measured = [c for c in ("ckplus_8", "ckplus_7", "fer2013_heldout", "lfw_validation", "london") if c in scan["scan"][0]]
+        rows = pd.DataFrame(scan["scan"]).melt(id_vars="share", value_vars=measured,
                                                var_name="measured on", value_name="accuracy").dropna()
         figure = px.line(rows, x="share", y="accuracy", color="measured on", markers=True, range_y=[0, 1], height=340,
                          labels={"share": "share of fine-tuned weights (0 = pretrained on FER2013 only)"})

@@ -146,6 +146,17 @@ def test_compare_page_reads_the_shipped_cards(monkeypatch, tmp_path):
     reported = table[table["model"].str.endswith("2019 study")]
     assert len(reported) >= 1 and reported["CK+ 8 classes, by image"].str.contains("as reported").all()
 
+    # People it never saw: every benchmarked model's cross-dataset numbers, and the floor.
+    assert "People it never saw" in [h.value for h in app.subheader]
+    cross = app.dataframe[1].value.set_index("model")
+    benchmarked = [name for name in registry.model_names() if registry.read_card(name).get("cross_dataset")]
+    assert benchmarked and set(benchmarked) < set(cross.index) and "always the most frequent class" in cross.index
+    for name in benchmarked:
+        london = registry.read_card(name)["cross_dataset"]["london-detect"]["accuracy"]
+        assert cross.loc[name, "London set (face found by MTCNN)"] == f"{london:.1%}"
+    app.radio(key="cross-metric").set_value("face_rate").run()
+    assert not app.exception and app.dataframe[1].value.set_index("model").loc[benchmarked[0]].str.endswith("%").all()
+
 
 def test_compare_page_plots_the_weight_mixing_scan(monkeypatch, tmp_path):
     import shutil
