@@ -57,6 +57,23 @@ def reading_order(faces: list[Face]) -> list[Face]:
     return sorted(faces, key=lambda f: (round((f.box[1] + f.box[3] / 2) / row_height), f.box[0]))
 
 
+class SkippedWithoutCandidates:
+    """A later MTCNN stage that does not run when the stage before it kept no candidate box. mtcnn
+    learns that a photo holds no face from the error the stage raises on an empty batch, after
+    TensorFlow has logged a warning ("Local rendezvous is aborting ... Incompatible shapes") for
+    every such photo or video frame; raising that error here ends detection the same way, quietly."""
+
+    def __init__(self, stage):
+        self.stage = stage
+
+    def __call__(self, bboxes_batch, **kwargs):
+        import tensorflow as tf
+
+        if bboxes_batch is not None and len(bboxes_batch) == 0:
+            raise tf.errors.InvalidArgumentError(None, None, "no face candidates")
+        return self.stage(bboxes_batch=bboxes_batch, **kwargs)
+
+
 class FaceDetector:
     """MTCNN, created once and reused.
 
@@ -77,6 +94,7 @@ class FaceDetector:
         signature = [tf.TensorSpec([None, None, None, 3], tf.float32)]
         for stage in self._mtcnn.stages:
             stage._model = tf.function(stage._model.call, input_signature=signature)
+        self._mtcnn._stages = [self._mtcnn.stages[0], *map(SkippedWithoutCandidates, self._mtcnn.stages[1:])]
 
     def settings(self) -> dict:
         return {"detector": "mtcnn-1.0", "min_face": self.min_face, "min_score": self.min_score, "retry": "clahe-gray"}

@@ -18,7 +18,7 @@ from emorec.crops import detect_dataset, detection_report, model_inputs
 from emorec.data import load_dataset
 from emorec.faces import Face, FaceDetector, align_crop, eye_angle, main_face, reading_order, whole_image_face
 from emorec.images import load_image
-from tests.conftest import shared_data
+from tests.conftest import ROOT, shared_data
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +72,20 @@ def test_no_face_is_an_empty_list(detector):
     noise = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
     assert detector.detect(noise) == []
     assert detector.detect(np.zeros((20, 20, 3), np.uint8)) == []  # too small to hold a face
+
+
+def test_a_photo_without_a_face_logs_no_tensorflow_warning():
+    """mtcnn ends on an error from its later stages when the first finds nothing, and TensorFlow
+    logged a 'Local rendezvous is aborting' warning for each such photo or video frame."""
+    import subprocess
+    import sys
+
+    script = ("import emorec, numpy as np; from emorec.faces import FaceDetector; d = FaceDetector(); "
+              "print(d.detect(np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)), "
+              "d.detect(np.full((200, 200, 3), 128, np.uint8)))")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "[] []" and "rendezvous" not in run.stderr and "Incompatible shapes" not in run.stderr
 
 
 def test_a_dim_blue_tinted_face_is_found_on_the_equalised_gray_retry(detector, astronaut):
