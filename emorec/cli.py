@@ -98,6 +98,11 @@ def cmd_pretrain_wild(args: argparse.Namespace) -> int:
     return 0
 
 
+class UsageError(ValueError):
+    """A command line that parses but asks for something that cannot be: argparse's exit (status 2,
+    with the command's usage), like any other wrong command line."""
+
+
 def reject_emorec_options(args: argparse.Namespace) -> None:
     """The extra data and stage-2 options mean something to emorec's recipe only: refuse them for
     a study variant rather than ignore them."""
@@ -107,7 +112,7 @@ def reject_emorec_options(args: argparse.Namespace) -> None:
                                                    ("--transfer", args.transfer, None))
              if value != default]
     if args.variant != "emorec" and given:
-        raise SystemExit(f"error: {', '.join(given)} apply to --variant emorec only")
+        raise UsageError(f"{', '.join(given)} apply to --variant emorec only")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -125,7 +130,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     if args.variant == "emorec":
         if args.protocol != "subject-kfold":
-            raise SystemExit("error: emorec is cross-validated by subject only")
+            raise UsageError("emorec is cross-validated by subject only (--protocol subject-kfold)")
         summary = recipe.cross_validate_emorec(args.data, args.ck48, args.fer, command_line(), MODELS_DIR,
                                                args.epochs or FINETUNE_EPOCHS, args.folds, progress,
                                                progress_bar("weight-mixing scan", "fold"), args.fer_faces,
@@ -463,6 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--write-cards", action="store_true",
                        help="with `latency`: record the numbers, the date and this machine in the models' cards")
     bench.set_defaults(run=cmd_bench)
+    for command in commands.choices.values():
+        command.set_defaults(parser=command)  # UsageError reports through the command's own usage
     return parser
 
 
@@ -475,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except UsageError as error:
+        args.parser.error(str(error))  # exits with status 2
     except (DatasetError, ImageError, ModelUnavailable, SearchSpaceError, TalosTableError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

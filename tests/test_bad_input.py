@@ -1016,4 +1016,9 @@ def test_study_tables_optimizers_are_all_known():
 def test_cli_refuses_emorec_options_for_a_study_variant(capsys, tmp_path, command):
     code, _, err = run_main(capsys, command, "--variant", "baseline", "--data", tmp_path, "--fer", tmp_path,
                             "--fer-faces", "10")
-    assert code == "error: --fer, --fer-faces apply to --variant emorec only"
+    assert code == 2 and "error: --fer, --fer-faces apply to --variant emorec only" in err and f"emorec {command}" in err
+
+
+def test_cli_refuses_a_protocol_emorec_is_not_evaluated_by(capsys, tmp_path):
+    code, _, err = run_main(capsys, "evaluate", "--variant", "emorec", "--data", tmp_path, "--protocol", "image-kfold")
+    assert code == 2 and "cross-validated by subject only" in err
