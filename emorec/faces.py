@@ -50,11 +50,19 @@ def whole_image_face(image: np.ndarray) -> Face:
 
 
 def reading_order(faces: list[Face]) -> list[Face]:
-    """Faces row by row (a row: faces whose centres lie within one typical face height), then left to right."""
+    """Faces row by row, each row left to right: a face joins the row above when its centre lies
+    less than half a typical face height below the centre of that row's first face."""
     if not faces:
         return []
-    row_height = float(np.median([f.box[3] for f in faces]))
-    return sorted(faces, key=lambda f: (round((f.box[1] + f.box[3] / 2) / row_height), f.box[0]))
+    half_height = float(np.median([f.box[3] for f in faces])) / 2
+    centre = lambda face: face.box[1] + face.box[3] / 2  # noqa: E731
+    rows: list[list[Face]] = []
+    for face in sorted(faces, key=centre):
+        if rows and centre(face) - centre(rows[-1][0]) < half_height:
+            rows[-1].append(face)
+        else:
+            rows.append([face])
+    return [face for row in rows for face in sorted(row, key=lambda f: f.box[0])]
 
 
 class SkippedWithoutCandidates:

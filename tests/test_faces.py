@@ -126,6 +126,10 @@ def test_whole_image_face_and_reading_order():
     assert whole_image_face(image).box == (0, 0, 40, 48)
     faces = [Face((300, 10, 50, 50), 0.9), Face((10, 200, 50, 50), 0.9), Face((10, 12, 50, 50), 0.9)]
     assert [f.box[:2] for f in reading_order(faces)] == [(10, 12), (300, 10), (10, 200)]
+    # One row of a group photo at slightly different heights is numbered left to right (rounding each
+    # centre to a multiple of the face height split it in two rows: 2, 1, 3 from left to right).
+    row = [Face((0, 105, 100, 100), 0.9), Face((100, 95, 100, 100), 0.9), Face((200, 100, 100, 100), 0.9)]
+    assert [f.box[0] for f in reading_order(row)] == [0, 100, 200]
     assert main_face(faces + [Face((0, 0, 60, 60), 0.8)]).box == (0, 0, 60, 60)
     assert main_face([]) is None
 
@@ -181,4 +185,19 @@ def test_captions_fit_their_faces_and_stay_on_the_image():
     caption_columns = np.flatnonzero((drawn[:290] == SURE_COLOUR).all(axis=2).any(axis=0))  # above the boxes
     first, second = caption_columns[caption_columns < 4000], caption_columns[caption_columns >= 4000]
     assert first.min() == 1000 and first.max() <= 1000 + 120 + 6
-    assert second.max() == 7999 and second.min() >= 7900 - 6
+    assert second.max() == 7999 and second.min() >= 7900 - 20  # the number, kept on the image beside its face
+
+
+def test_small_faces_in_a_group_photo_keep_a_readable_number():
+    """A 4000-pixel group photo shown at page width: a caption shrunk to a 60-pixel face would be a
+    few screen pixels tall, so such faces show their number only, at a readable size."""
+    from emorec.drawing import SURE_COLOUR, draw_faces
+
+    image = np.zeros((3000, 4000, 3), np.uint8)
+    drawn = draw_faces(image, [[500, 1000, 60, 60], [2000, 1000, 900, 900]], ["1 happiness 97%", "2 surprise 88%"])
+    label = (drawn[:995] == SURE_COLOUR).all(axis=2)  # caption backgrounds above the boxes
+    small_rows, big_rows = np.flatnonzero(label[:, 400:700].any(axis=1)), np.flatnonzero(label[:, 2000:].any(axis=1))
+    screen = 800 / 4000  # shown 800 pixels wide
+    assert len(small_rows) * screen >= 10  # a readable height on screen, not ~6 px
+    assert np.flatnonzero(label[:, 400:700].any(axis=0)).size <= 130  # one digit wide, not the whole caption
+    assert np.flatnonzero(label[:, 2000:].any(axis=0)).size > 300 and len(big_rows) >= len(small_rows)
