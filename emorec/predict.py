@@ -165,10 +165,16 @@ class PhotoResult:
     whole_frame_models: frozenset[str] = frozenset()  # models that answered once for the whole photo
 
     def face_rows(self, photo: str) -> list[dict]:
-        """One row per face and model (what a results table or CSV holds)."""
-        return [{"photo": photo, "face": index + 1, "box": " ".join(map(str, face.box)), "model": name,
+        """One row per face and model (what a results table or CSV holds): the face's box in the
+        photo's pixels (x, y of its top-left corner, width, height), the answer and every class's
+        probability; a photo without a face gets one row saying so (``photo_row``)."""
+        if not self.faces:
+            return [photo_row(photo, "no face")]
+        return [{"photo": photo, "status": "classified", "face": index + 1,
+                 **dict(zip(("x", "y", "width", "height"), map(int, face.box))), "model": name,
                  "predicted": preds[index].label, "confidence": round(preds[index].probabilities[preds[index].label], 4),
-                 "sure": preds[index].sure, "whole photo": name in self.whole_frame_models or self.whole_image}
+                 "sure": preds[index].sure, "whole photo": name in self.whole_frame_models or self.whole_image,
+                 **{label: round(p, 4) for label, p in preds[index].probabilities.items()}}
                 for index, face in enumerate(self.faces) for name, preds in self.predictions.items()]
 
     def main_face_rows(self, photo: str, expected: str | None) -> list[dict]:
@@ -189,6 +195,11 @@ class PhotoResult:
                   if len(self.faces) == 1 or name not in self.whole_frame_models}
         labels = {name: preds[face_index].label for name, preds in judges.items()}
         return labels if len(set(labels.values())) > 1 else {}
+
+
+def photo_row(photo: str, status: str, error: str | None = None) -> dict:
+    """The results row of a photo without faces to list: ``no face``, or ``error`` with its message."""
+    return {"photo": photo, "status": status, "error": error}
 
 
 def load_recognizers(models_dir: Path = MODELS_DIR) -> tuple[dict[str, EmotionRecognizer], dict[str, str]]:

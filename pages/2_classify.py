@@ -17,9 +17,9 @@ from emorec.drawing import draw_faces
 from emorec.evaluate import score_labelled
 from emorec.explain import occlusion_map, overlay
 from emorec.plots import confusion_heatmap
-from emorec.predict import labelled_photo_rows
+from emorec.predict import labelled_photo_rows, photo_row
 from emorec.images import ImageError, load_image
-from pages.common import classify, in_grid, local_path, model_picker, page_setup
+from pages.common import classify, in_grid, local_path, model_picker, page_setup, percent_columns
 
 page_setup()
 
@@ -40,19 +40,27 @@ def probability_table(result, face_index: int) -> pd.DataFrame:
 
 
 def show_face(image, result, index: int, key: str) -> None:
-    """One face: its crop, every model's probabilities, disagreements, and an explanation on demand."""
+    """One face: its crop (as the main model sees it, for face models), every model's probabilities,
+    disagreements, and an explanation on demand."""
     chosen = recognizers[default_model]
     prediction = result.predictions[default_model][index]
-    crop = chosen.crop(image, result.faces[index])
-    left, middle, right = st.columns([1, 2, 2])
-    left.image(crop, caption=f"face {index + 1} as {default_model} sees it", width=140, clamp=True)
+    face_model = default_model not in result.whole_frame_models
+    x, y, w, h = result.faces[index].box
+    crop = chosen.crop(image, result.faces[index]) if face_model else image[y:y + h, x:x + w]
+    table = probability_table(result, index)
+    if len(table.columns) <= 2:
+        left, middle, right = st.columns([1, 2, 2])
+    else:  # the table needs the room: the chart goes under it, at full width
+        (left, middle), right = st.columns([1, 4]), st.container()
+    left.image(crop, caption=f"face {index + 1}" + (f" as {default_model} sees it" if face_model else ""), width=140,
+               clamp=True)
     left.markdown(f"**{prediction.label}** {prediction.probabilities[prediction.label]:.0%}"
                   + ("" if prediction.sure else "  \n:orange[not sure]"))
-    table = probability_table(result, index)
     middle.dataframe(table.style.format("{:.0%}").highlight_max(axis=0, color="#c9f2d0"), width="stretch")
     long = table.reset_index(names="label").melt(id_vars="label", var_name="model", value_name="probability")
     chart = px.bar(long, x="probability", y="label", color="model", barmode="group", orientation="h", height=300,
                    range_x=[0, 1])
+    chart.update_yaxes(autorange="reversed")  # top to bottom in the table's order
     chart.update_layout(margin=dict(l=0, r=0, t=10, b=0), legend=dict(orientation="h", y=-0.2))
     right.plotly_chart(chart, width="stretch", key=f"chart-{key}-{index}")
     disagreement = result.disagreements(index)
@@ -61,6 +69,8 @@ def show_face(image, result, index: int, key: str) -> None:
     unsure = [name for name, preds in result.predictions.items() if not preds[index].sure]
     if unsure:
         st.caption("Not sure (top probability below the model's threshold): " + ", ".join(unsure))
+    if not face_model:  # its answer and its reasons are about the whole photo: the caption above says so once
+        return
     why = st.expander(f"Why did {default_model} say {prediction.label}?", key=f"why-{key}-{index}", on_change="rerun")
     if why.open:  # the occlusion map classifies a few hundred masked copies of the face: only when asked for
         heat = occlusion_map(chosen.classify, crop, chosen.classes.index(prediction.label))
@@ -77,7 +87,7 @@ def show_photo(name: str, data: bytes, slot: int) -> list[dict]:
         image = load_image(data, name)
     except ImageError as error:
         st.error(str(error))
-        return []
+        return [{"upload": slot, **photo_row(name, "error", str(error))}]
     whole = st.session_state.get(f"whole-{key}", False)
     result = classify(image, digest, tuple(recognizers), whole, min_face)
     if not result.faces:
@@ -86,7 +96,7 @@ def show_photo(name: str, data: bytes, slot: int) -> list[dict]:
         if st.button("Classify the whole image as one face", key=f"whole-button-{key}"):
             st.session_state[f"whole-{key}"] = True
             st.rerun()
-        return []
+        return [{"upload": slot, **row} for row in result.face_rows(name)]
     default_predictions = result.predictions[default_model]
     captions = [f"{i + 1} {p.label} {p.probabilities[p.label]:.0%}" for i, p in enumerate(default_predictions)]
     caption = f"{len(result.faces)} face(s); labels from {default_model}" + (" (whole image)" if whole else "")
@@ -117,12 +127,17 @@ with photos_tab:
             rows += show_photo(name, data, done)
         except Exception as error:  # one photo must never take the page down
             st.error(f"{name} could not be processed: {type(error).__name__}: {error}")
+            rows.append({"upload": done, **photo_row(name, "error", f"{type(error).__name__}: {error}")})
         if bar:
             bar.progress(done / len(photos), text=f"Classified {done} of {len(photos)}")
     if rows:
         table = pd.DataFrame(rows)
-        summary.markdown(f"**All faces** ({table[['upload', 'face']].drop_duplicates().shape[0]} in {len(photos)} photo(s))")
-        summary.dataframe(table, hide_index=True)
+        faces = table.dropna(subset=["face"])[["upload", "face"]].drop_duplicates().shape[0] if "face" in table else 0
+        summary.markdown(f"**All faces** ({faces} in {len(photos)} photo(s))")
+        summary.dataframe(table, hide_index=True, column_config=percent_columns(["confidence", *recognizers[default_model].classes]))
+        summary.caption("One row per face and model, and one per photo without a face or that could not be read "
+                        "(status). x, y: the face box's top-left corner in the photo's pixels; width, height: its size. "
+                        "The class columns hold each model's probabilities.")
         csv, js = summary.columns(2)
         csv.download_button("Download (CSV)", table.to_csv(index=False), "emorec-faces.csv", "text/csv")
         js.download_button("Download (JSON)", table.to_json(orient="records", indent=1), "emorec-faces.json",
@@ -178,7 +193,7 @@ with batch_tab:
         if summary.empty:
             st.info("No photo has an expected label: name files like happy_anna.jpg or upload a labels CSV.")
         else:
-            st.dataframe(summary, hide_index=True)
+            st.dataframe(summary, hide_index=True, column_config=percent_columns(["accuracy", "accuracy_on_faces", "macro_f1"]))
             st.caption("accuracy counts a photo where no face was found as wrong; accuracy_on_faces, macro_f1 and "
                        "the matrices cover the photos where the model found a face.")
             for column, (model, matrix) in in_grid(matrices):
@@ -186,6 +201,7 @@ with batch_tab:
                                     width="stretch", key=f"cm-{model}")
             mistakes = results[results["expected"].notna() & (results["expected"] != results["predicted"])]
             st.markdown(f"**Mistakes** ({len(mistakes)})")
-            st.dataframe(mistakes, hide_index=True)
-        st.dataframe(results, hide_index=True)
+            st.dataframe(mistakes, hide_index=True, column_config=percent_columns(["confidence"]))
+        st.markdown(f"**All results** ({len(results)} rows: one per photo and model)")
+        st.dataframe(results, hide_index=True, column_config=percent_columns(["confidence"]))
         st.download_button("Download results (CSV)", results.to_csv(index=False), "emorec-batch.csv", "text/csv")

@@ -148,6 +148,11 @@ def classify(image, key: str, model_names: tuple[str, ...], whole_image: bool, m
     return _classify(image, key, model_names, whole_image, min_face, models_signature())
 
 
+def percent_columns(columns) -> dict:
+    """``st.dataframe`` column settings showing fractions (0.87) as percentages (87%)."""
+    return {column: st.column_config.NumberColumn(format="percent") for column in columns}
+
+
 def in_grid(items: dict, per_row: int = 3):
     """(column, (key, value)) for every item, ``per_row`` columns to a row (zip with one row of
     columns would drop what does not fit)."""

@@ -78,6 +78,23 @@ def test_corrupt_file_is_an_inline_error_and_others_still_run(classify_page):
     assert [s.value for s in app.subheader] == ["broken.jpg", "astronaut.jpg", "wall.jpg"]
     assert len(app.error) == 1 and "broken.jpg" in app.error[0].value
     assert len(app.dataframe) == 2 and any("No face found" in i.value for i in app.info)
+    # The results (and their downloads) list every photo: faces with boxes and probabilities, and the others.
+    summary = app.dataframe[0].value
+    assert dict(zip(summary["photo"], summary["status"])) == {"broken.jpg": "error", "astronaut.jpg": "classified",
+                                                              "wall.jpg": "no face"}
+    assert summary.loc[summary["photo"] == "broken.jpg", "error"].str.contains("broken.jpg").all()
+    assert {"x", "y", "width", "height", "neutral", "happiness", "surprise"} <= set(summary.columns)
+    faces = summary[summary["status"] == "classified"]
+    assert np.allclose(faces[["neutral", "anger", "contempt", "disgust", "fear", "happiness", "sadness",
+                              "surprise"]].sum(axis=1), 1, atol=1e-3)
+
+
+def test_a_whole_photo_main_model_explains_no_face_it_did_not_see(classify_page):
+    app = upload(classify_page, ("astronaut.jpg", ASTRONAUT))
+    assert any(e.label.startswith("Why did tiny say") for e in app.expander)
+    app.selectbox[0].set_value("tiny_whole").run()
+    assert not app.exception
+    assert not any(e.label.startswith("Why did") for e in app.expander)  # its answer is about the whole photo
 
 
 def test_camera_photo(classify_page):

@@ -400,4 +400,7 @@ def test_photo_result_rows_and_disagreements_per_face():
     rows = group.face_rows("party.jpg")
     assert [(r["face"], r["model"], r["predicted"], r["whole photo"]) for r in rows] == [
         (1, "crops", "happiness", False), (1, "frame", "anger", True), (2, "crops", "neutral", False), (2, "frame", "anger", True)]
-    assert rows[0]["box"] == "0 0 10 10" and rows[0]["confidence"] == 0.9
+    assert (rows[0]["x"], rows[0]["y"], rows[0]["width"], rows[0]["height"]) == (0, 0, 10, 10)
+    assert rows[0]["confidence"] == 0.9 and rows[0]["happiness"] == 0.9 and rows[0]["status"] == "classified"
+    assert PhotoResult([], {"crops": []}, False).face_rows("wall.jpg") == [
+        {"photo": "wall.jpg", "status": "no face", "error": None}]
