@@ -3,8 +3,8 @@
 Three layouts people actually have are understood:
 
 1. class folders ``<root>/<class>/<file>`` (optionally one level of split folders above them,
-   such as FER2013's ``train/`` and ``validation/``); CK+ names ``S005_001_00000011.png`` give
-   subject, sequence and frame;
+   such as FER2013's ``train/`` and ``validation/``), or one class folder alone (``.../fear/``);
+   CK+ names ``S005_001_00000011.png`` give subject, sequence and frame;
 2. the official CK+ distribution: ``cohn-kanade-images/S005/001/*.png`` with
    ``Emotion/S005/001/S005_001_00000011_emotion.txt``;
 3. the FER2013 CSV (``emotion,pixels[,Usage]``).
@@ -27,7 +27,8 @@ from emorec.images import ImageError, load_image
 
 MANIFEST_COLUMNS = ["path", "label", "subject", "sequence", "frame", "source", "split"]
 LAYOUTS = (
-    "class folders: `<root>/<class>/<image>` (optionally `<root>/<split>/<class>/<image>`)",
+    "class folders: `<root>/<class>/<image>` (optionally `<root>/<split>/<class>/<image>`), or one class folder "
+    "`.../<class>/<image>`",
     "official CK+: `<root>/cohn-kanade-images/S005/001/*.png` with `<root>/Emotion/S005/001/*_emotion.txt`",
     "FER2013 CSV: a .csv file with the columns `emotion,pixels[,Usage]`",
 )  # paths in backticks: the Dataset page shows them as Markdown, where * would mean italics
@@ -78,16 +79,14 @@ def _class_folder_rows(root: Path, source: str, split: str | None) -> list[dict]
             f"{root}: folder names {', '.join(map(repr, unknown))} are not expression labels "
             f"(expected {', '.join(LABELS)} or aliases such as happy, angry, sad)."
         )
-    rows = []
-    for class_dir in class_dirs:
-        label = canonical_label(class_dir.name)
-        for path in _images_in(class_dir):
-            subject, sequence, frame = parse_ckplus_name(path.name)
-            rows.append(
-                dict(path=str(path), label=label, subject=subject, sequence=sequence,
-                     frame=frame, source=source, split=split)
-            )
-    return rows
+    return [row for class_dir in class_dirs for row in _images_of_class(class_dir, source, split)]
+
+
+def _images_of_class(class_dir: Path, source: str, split: str | None) -> list[dict]:
+    """The rows of one class folder's images, labelled by the folder's name."""
+    label = canonical_label(class_dir.name)
+    return [dict(path=str(path), label=label, **dict(zip(("subject", "sequence", "frame"), parse_ckplus_name(path.name))),
+                 source=source, split=split) for path in _images_in(class_dir)]
 
 
 def read_class_folders(root: str | Path) -> pd.DataFrame:
@@ -100,6 +99,13 @@ def read_class_folders(root: str | Path) -> pd.DataFrame:
     else:
         rows = _class_folder_rows(root, source, None)
     return _manifest(rows, root)
+
+
+def read_class_folder(folder: str | Path) -> pd.DataFrame:
+    """One class folder alone, ``.../fear/<image>``: its own name is the label of its images (as
+    Classify's batch reads a folder called "happy")."""
+    folder = Path(folder)
+    return _manifest(_images_of_class(folder, folder.parent.name, None), folder)
 
 
 def read_ckplus_official(root: str | Path, last_frames: int = 1, neutral: bool = True) -> pd.DataFrame:
@@ -198,6 +204,8 @@ def _load_dataset(where: Path) -> pd.DataFrame:
     if not any(d.is_dir() for d in where.iterdir()):
         if len(csvs) == 1:
             return read_fer2013_csv(csvs[0])
+        if where.name.strip().lower() in LABEL_ALIASES and _images_in(where):
+            return read_class_folder(where)
         raise DatasetError(f"{where} holds no dataset. Understood layouts:\n- " + "\n- ".join(LAYOUTS))
     try:
         return read_class_folders(where)

@@ -35,7 +35,10 @@ def show_dataset(manifest: pd.DataFrame) -> None:
     c4.metric("Sequences", f"{totals['sequences']:,}" if totals["sequences"] else "—")
 
     st.subheader("Per class")
-    st.dataframe(counts, width="stretch")
+    unnamed = [column for column in ("sequences", "subjects") if not totals[column]]  # FER2013 names neither
+    st.dataframe(counts.drop(columns=unnamed), width="stretch")
+    if unnamed:
+        st.caption(f"The file names give no {' or '.join(unnamed)}: this dataset does not name them.")
     per_class = counts.drop(index="total").reset_index()
     st.plotly_chart(px.bar(per_class, x="label", y="images", text="images", title="Images per class"), width="stretch")
 

@@ -11,7 +11,8 @@ import streamlit as st
 
 from emorec import cross_dataset, data, evaluate, plots, registry
 from emorec.config import EMOTIONS, LABELS
-from pages.common import in_grid, local_path, model_cards, model_history, model_predictions, page_setup, recognizers
+from pages.common import (in_grid, local_path, model_cards, model_history, model_predictions, page_setup, percent_columns,
+                          recognizers)
 
 page_setup()
 
@@ -215,7 +216,7 @@ elif (upload or folder) and st.button("Evaluate every model", type="primary"):
 answered, results = st.session_state.get("own-results", (None, None))
 if results is not None and answered == inputs:
     summary, matrices = evaluate.score_labelled(results)
-    st.dataframe(summary, hide_index=True)
+    st.dataframe(summary, hide_index=True, column_config=percent_columns(["accuracy", "accuracy_on_faces", "macro_f1"]))
     if not whole_image and (summary["faces_found"] < summary["photos"]).any():
         st.caption("Photos without a found face count as wrong. Tightly cropped faces? Turn on 'Photos are faces "
                    "cropped already'.")

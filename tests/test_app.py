@@ -10,7 +10,7 @@ from PIL import Image
 from skimage import data as skdata
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT, shared_data
+from tests.conftest import ROOT, shared_data, write_image
 
 
 def open_app(monkeypatch, data_dir: Path) -> AppTest:
@@ -39,7 +39,20 @@ def test_dataset_page_shows_counts(monkeypatch, class_folder_dataset):
     assert not app.exception
     assert [m.value for m in app.metric] == ["18", "3", "6", "18"]
     counts = app.dataframe[0].value
-    assert counts.loc["total", "images"] == 18
+    assert counts.loc["total", "images"] == 18 and {"subjects", "sequences"} <= set(counts.columns)
+
+
+def test_dataset_page_leaves_out_counts_a_dataset_does_not_name(monkeypatch, tmp_path):
+    """FER2013's file names give no subjects or sequences: no column of zeros, a caption instead."""
+    for label in ("happy", "sad"):
+        for i in range(3):
+            write_image(tmp_path / "fer" / label / f"Training_{i}.jpg", size=(48, 48))
+    app = open_app(monkeypatch, tmp_path / "fer")
+    app.switch_page("pages/1_dataset.py").run()
+    assert not app.exception
+    counts = app.dataframe[0].value
+    assert "subjects" not in counts.columns and "sequences" not in counts.columns and counts.loc["total", "images"] == 6
+    assert any("does not name them" in c.value for c in app.caption)
 
 
 @pytest.mark.parametrize("where", ["missing", "empty"])

@@ -221,3 +221,17 @@ def test_people_come_from_file_names_and_lfw_validation_people_never_train(tmp_p
     assert not set(people.iloc[train]) & set(people.iloc[validation])
     assert len(set(people.iloc[validation])) == round(20 * data.LFW_VALIDATION_SHARE)
     assert (data.lfw_split(manifest)[1] == validation).all()  # the same people on every run
+
+
+def test_one_class_folder_alone_is_labelled_by_its_name(tmp_path):
+    """Compare reads `.../fear` as Classify's batch does: the folder's own name is its photos' label,
+    whatever its neighbours are called."""
+    for name in ("a.jpg", "b.png"):
+        write_image(tmp_path / "Pictures" / "fear" / name)
+    (tmp_path / "Pictures" / "holidays").mkdir()
+    manifest = data.load_dataset(tmp_path / "Pictures" / "fear")
+    assert list(manifest["label"]) == ["fear", "fear"] and len(manifest) == 2
+    (tmp_path / "Pictures" / "trip").mkdir()
+    write_image(tmp_path / "Pictures" / "trip" / "c.jpg")
+    with pytest.raises(data.DatasetError, match="holds no dataset"):
+        data.load_dataset(tmp_path / "Pictures" / "trip")  # not an expression: no label to give
