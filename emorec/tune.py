@@ -49,9 +49,28 @@ class TalosResults:
     def primary_metric(self) -> str:
         return self.metrics[0]
 
+    @property
+    def incomplete(self) -> pd.Series:
+        """Rows missing a metric or parameter value that every other row has: what a scan cut off
+        mid-write (a truncated CSV) leaves as its last line."""
+        columns = [c for c in (*self.metrics, *self.params) if self.frame[c].isna().sum() == 1]
+        return self.frame[columns].isna().any(axis=1) if columns else pd.Series(False, index=self.frame.index)
+
     def top(self, n: int = 10, metric: str | None = None) -> pd.DataFrame:
         metric = metric or self.primary_metric
         return self.frame.sort_values(metric, ascending=metric.endswith("loss")).head(n)
+
+
+def without_outliers(values: pd.Series, spread: float = 10.0) -> tuple[pd.Series, int]:
+    """The values a histogram should show, and how many were left out: those beyond the 95th
+    percentile plus ``spread`` interquartile ranges (losses of diverged runs, up to 350,000 in the
+    study's scan, next to ordinary ones near 1); none left out when there are no such values."""
+    finite = values[np.isfinite(values)]
+    if finite.empty:
+        return finite, 0
+    q25, q75, q95 = finite.quantile([0.25, 0.75, 0.95])
+    limit = q95 + spread * max(q75 - q25, 1e-12)
+    return finite[finite <= limit], int((finite > limit).sum())
 
 
 def readable(rows: pd.DataFrame, results: TalosResults) -> pd.DataFrame:
@@ -95,6 +114,8 @@ def read_results(source: str | Path | bytes, name: str | None = None) -> TalosRe
     """Read a Talos results CSV (a path or the file's bytes) of any dialect."""
     name = name or (Path(source).name if not isinstance(source, bytes) else "The file")
     raw = _read_csv(source, name)
+    if raw.empty:
+        raise TalosTableError(f"{name} has a header but no rows: the scan recorded no configuration yet.")
     frame = raw.drop(columns=[c for c in raw.columns if c == "" or str(c).startswith("Unnamed: ")])
     frame = frame.rename(columns=METRIC_ALIASES)
 

@@ -60,7 +60,11 @@ if results is None:
     st.info("Choose a scan, or upload a Talos results CSV (any Talos version).")
     st.stop()
 
-metric = st.selectbox("Metric", results.metrics, key="metric")
+metric = st.selectbox("Metric", results.metrics, key=f"{results.name}:metric")  # each scan its own metrics
+incomplete = int(results.incomplete.sum())
+if incomplete:
+    st.warning(f"{incomplete} row(s) of {results.name} lack values every other row has (a file cut off while it was "
+               "written?); the filters below leave them out.")
 ascending = metric.endswith("loss")
 summary = tune.summarize(results, metric)
 c1, c2, c3, c4 = st.columns(4)
@@ -81,9 +85,15 @@ if summary.below_chance > 0.25:
 for _, row in summary.repeated.iterrows():
     st.warning(f"{int(row['runs']):,} runs ({row['share']:.0%}) ended at exactly {metric} = {row[metric]:.4f}: different "
                "configurations with one identical score usually mean a model that predicts the same class for every image.")
-st.plotly_chart(px.histogram(results.frame, x=metric, nbins=50, height=260).add_vline(x=CHANCE, line_dash="dot",
-                annotation_text=f"chance (balanced, {len(LABELS)} classes)" if balanced else f"uniform guess ({uniform})") if metric.endswith("accuracy") else
-                px.histogram(results.frame, x=metric, nbins=50, height=260), width="stretch", key="histogram")
+shown, outliers = tune.without_outliers(results.frame[metric])
+histogram = px.histogram(shown, x=metric, nbins=50, height=260)
+if metric.endswith("accuracy"):
+    histogram.add_vline(x=CHANCE, line_dash="dot", annotation_position="top left",
+                        annotation_text=f"chance (balanced, {len(LABELS)} classes)" if balanced else f"uniform guess ({uniform})")
+st.plotly_chart(histogram, width="stretch", key="histogram")
+if outliers:
+    st.caption(f"{outliers} run(s) with {metric} above {shown.max():.3g} (diverged runs, up to "
+               f"{results.frame[metric].max():,.0f}) are left out of the histogram, which they would squash into one bar.")
 
 filtered = filter_rows(results, metric)
 st.caption(f"{len(filtered):,} of {len(results.frame):,} configurations after filtering.")

@@ -93,7 +93,7 @@ def test_tuning_page_opens_the_shipped_scan_and_filters(monkeypatch, tmp_path):
     app.switch_page("pages/4_tuning.py").run()
     assert not app.exception
     assert app.selectbox(key="scan").value == "emorec-mtcnn-scan"  # emorec's own scan opens first
-    assert app.selectbox(key="metric").value == "val_balanced_accuracy"
+    assert app.selectbox(key="emorec-mtcnn-scan.csv:metric").value == "val_balanced_accuracy"
     assert int(app.metric[0].value.replace(",", "")) >= 200
     app.selectbox(key="scan").set_value("study-2019-full-frames").run()
     assert app.metric[0].value == "2,000"
@@ -112,6 +112,30 @@ def test_tuning_page_rejects_a_broken_upload(monkeypatch, tmp_path):
     app.file_uploader(key="scan-upload").set_value(("broken.csv", b"name,score\nx,1\n", "text/csv")).run()
     assert not app.exception
     assert "no metric column" in app.error[0].value
+    app.file_uploader(key="scan-upload").set_value(("new.csv", b"lr,val_accuracy,val_loss\n", "text/csv")).run()
+    assert not app.exception and "has a header but no rows" in app.error[0].value
+
+
+def test_tuning_page_metric_box_shows_the_metric_in_use(monkeypatch, tmp_path):
+    """The metric chosen for one scan stays with it: after switching to an uploaded table the box and
+    the numbers agree (the box read val_accuracy while every number was for val_loss)."""
+    app = open_app(monkeypatch, tmp_path)
+    app.switch_page("pages/4_tuning.py").run()
+    app.selectbox(key="emorec-mtcnn-scan.csv:metric").set_value("val_loss").run()
+    app.selectbox(key="scan").set_value("Upload a Talos CSV…").run()
+    study = (ROOT / "models" / "tuning" / "study-2019-mtcnn.csv").read_bytes()
+    app.file_uploader(key="scan-upload").set_value(("study-2019-mtcnn.csv", study, "text/csv")).run()
+    assert not app.exception
+    box = app.selectbox(key="study-2019-mtcnn.csv:metric")
+    assert box.value == "val_accuracy" and app.metric[1].label == "Best val_accuracy"
+    box.set_value("val_loss").run()
+    assert app.metric[1].label == "Best val_loss"
+    assert any("left out of the histogram" in c.value for c in app.caption)  # diverged runs up to 390,985
+
+    lines = study.decode().splitlines()
+    truncated = "\n".join(lines[:-1] + [lines[-1][: len(lines[-1]) // 3]]).encode()
+    app.file_uploader(key="scan-upload").set_value(("cut.csv", truncated, "text/csv")).run()
+    assert not app.exception and any("cut off while it was written" in w.value for w in app.warning)
 
 
 def test_train_a_configuration_from_the_tuning_page(monkeypatch, tmp_path, class_folder_dataset):
