@@ -11,8 +11,8 @@ import streamlit as st
 
 from emorec import cross_dataset, data, evaluate, plots, registry
 from emorec.config import EMOTIONS, LABELS
-from pages.common import (in_grid, local_path, model_cards, model_history, model_predictions, page_setup, percent_columns,
-                          recognizers)
+from pages.common import (in_grid, listed_models, local_path, model_cards, model_history, model_predictions, page_setup,
+                          percent_columns, recognizers)
 
 page_setup()
 
@@ -193,11 +193,12 @@ folder = st.text_input("…or a folder on this machine", placeholder="/path/to/l
 whole_image = st.toggle("Photos are faces cropped already (classify each whole image)",
                         help="Face detection needs some context around a face; tightly cropped faces (such as FER2013's) "
                              "are best classified whole.")
-available, _ = recognizers()
-inputs = ((upload.name, upload.size) if upload else None, folder, tuple(available), whole_image)  # results shown only while they answer these
-if not available:
+names, _ = listed_models()
+inputs = ((upload.name, upload.size) if upload else None, folder, tuple(names), whole_image)  # results shown only while they answer these
+if not names:
     st.error("No usable model to evaluate: every model in models/ is unavailable (see the cards above).")
 elif (upload or folder) and st.button("Evaluate every model", type="primary"):
+    available, _ = recognizers(names)  # loaded when asked for, not when the page opens
     try:
         with tempfile.TemporaryDirectory() as scratch:
             where = data.extract_zip(upload.getvalue(), Path(scratch)) if upload else local_path(folder)

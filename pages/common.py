@@ -18,7 +18,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from emorec import config, data, registry, tune
 from emorec.config import DEFAULT_MODEL
-from emorec.predict import PhotoResult, classify_photo, load_recognizers, shared_detector
+from emorec.predict import EmotionRecognizer, PhotoResult, classify_photo, shared_detector
 
 
 class PageInfo(NamedTuple):
@@ -85,67 +85,92 @@ def image_sizes(folder: str, modified: float) -> pd.DataFrame:
     return data.image_sizes(load_manifest(folder, modified))
 
 
-def models_signature() -> tuple:
-    """What the model caches are keyed by: every model's files and their modification times, so a
-    model trained or re-calibrated while the app runs (CLI, Tuning page) is loaded anew."""
-    return tuple((name, modified(config.MODELS_DIR / name / registry.MODEL_FILE),
-                  modified(config.MODELS_DIR / name / registry.CARD_FILE))
-                 for name in registry.model_names(config.MODELS_DIR))
+def model_signature(name: str) -> tuple:
+    """What a model's cache entry is keyed by: its files' modification times, so a model trained or
+    re-calibrated while the app runs (CLI, Tuning page) is loaded anew."""
+    folder = config.MODELS_DIR / name
+    return modified(folder / registry.MODEL_FILE), modified(folder / registry.CARD_FILE)
 
 
-@st.cache_resource(show_spinner="Loading models…", max_entries=2)
-def load_models(models_dir: str, signature: tuple):
-    return load_recognizers(Path(models_dir))
+@st.cache_resource(show_spinner=False, max_entries=16)
+def load_model(models_dir: str, name: str, signature: tuple) -> EmotionRecognizer | str:
+    """One model, loaded once per server (and again when its files change); why not, when it cannot be."""
+    try:
+        return EmotionRecognizer.load(name, Path(models_dir))
+    except registry.ModelUnavailable as error:
+        return str(error)
 
 
-def recognizers():
-    """Every model in models/, loaded once per server and again when their files change:
-    (usable by name, reasons for the others)."""
-    return load_models(str(config.MODELS_DIR), models_signature())
+def recognizers(names: list[str] | None = None) -> tuple[dict[str, EmotionRecognizer], dict[str, str]]:
+    """The named models (default: every model in models/), each loaded once per server: (usable by
+    name, reasons for the others)."""
+    available, unavailable = {}, {}
+    for name in registry.model_names(config.MODELS_DIR) if names is None else names:
+        with st.spinner(f"Loading {name}…"):
+            loaded = load_model(str(config.MODELS_DIR), name, model_signature(name))
+        (available if isinstance(loaded, EmotionRecognizer) else unavailable)[name] = loaded
+    return available, unavailable
+
+
+def listed_models() -> tuple[list[str], dict[str, str]]:
+    """The models a page can offer, from their cards alone (no model is loaded): (names, reasons
+    for the models whose card cannot be read)."""
+    names, unreadable = [], {}
+    for name in registry.model_names(config.MODELS_DIR):
+        try:
+            registry.read_card(name, config.MODELS_DIR)
+            names.append(name)
+        except registry.ModelUnavailable as error:
+            unreadable[name] = str(error)
+    return names, unreadable
 
 
 def model_picker(several: bool = True) -> tuple[dict, str]:
     """Which models to run and which one leads (boxes, crops, explanations); stops the page with a
     clear message when no model is usable. emorec's own model is the default; the study's variants
-    are one click away (``several=False``: one model only, as the live video runs one)."""
-    available, unavailable = recognizers()
+    are one click away (``several=False``: one model only, as the live video runs one). Only the
+    chosen models are loaded, so a page opens as soon as its default model is ready."""
+    names, unreadable = listed_models()
+    for name, reason in unreadable.items():
+        st.warning(f"Model **{name}** is unavailable: {reason}")
+    if not names:
+        st.error("No usable model in models/. Train one with `python -m emorec train` (see the README).")
+        st.stop()
+    default = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
+    if not several:
+        chosen = [st.selectbox("Model", names, index=names.index(default))]
+    else:
+        left, right = st.columns(2)
+        chosen = left.multiselect("Models", names, default=[default] if default == DEFAULT_MODEL else names,
+                                  help=f"{DEFAULT_MODEL} is the best shipped model; add the study's variants to see "
+                                       "them side by side on your photos (the Compare page has their scores).")
+    available, unavailable = recognizers(chosen)
     for name, reason in unavailable.items():
         st.warning(f"Model **{name}** is unavailable: {reason}")
     if not available:
-        st.error("No usable model in models/. Train one with `python -m emorec train` (see the README).")
+        st.info("Choose at least one usable model.")
         st.stop()
-    names = list(available)
-    default = DEFAULT_MODEL if DEFAULT_MODEL in available else names[0]
-    if not several:
-        main = st.selectbox("Model", names, index=names.index(default))
-        return {main: available[main]}, main
-    left, right = st.columns(2)
-    chosen = left.multiselect("Models", names, default=[default] if default == DEFAULT_MODEL else names,
-                              help=f"{DEFAULT_MODEL} is the best shipped model; add the study's variants to see "
-                                   "them side by side on your photos (the Compare page has their scores).")
-    if not chosen:
-        st.info("Choose at least one model.")
-        st.stop()
-    main = right.selectbox("Main model (boxes, crops, explanations)", chosen,
-                           index=chosen.index(default) if default in chosen else 0)
-    weak = registry.below_floor(chosen, config.MODELS_DIR)
+    usable = list(available)
+    main = usable[0] if not several else right.selectbox(
+        "Main model (boxes, crops, explanations)", usable, index=usable.index(default) if default in usable else 0)
+    weak = registry.below_floor(usable, config.MODELS_DIR)
     if weak:
         st.caption(f"{' and '.join(weak)} score{'s' if len(weak) == 1 else ''} below always answering \"neutral\" "
                    "on people they never saw (Compare page): shown for comparison, not to be trusted.")
-    return {name: available[name] for name in chosen}, main
+    return available, main
 
 
 @st.cache_data(max_entries=64, show_spinner="Finding and classifying faces…")
 def _classify(_image, key: str, model_names: tuple[str, ...], whole_image: bool, min_face: float | None,
               signature: tuple) -> PhotoResult:
-    available, _ = recognizers()
+    available, _ = recognizers(list(model_names))
     detector = shared_detector(min_face) if min_face else shared_detector()
     return classify_photo(_image, {name: available[name] for name in model_names}, whole_image, detector)
 
 
 def classify(image, key: str, model_names: tuple[str, ...], whole_image: bool, min_face: float | None) -> PhotoResult:
     """``classify_photo`` cached by the photo's hash (``key``), the settings and the models' files."""
-    return _classify(image, key, model_names, whole_image, min_face, models_signature())
+    return _classify(image, key, model_names, whole_image, min_face, tuple(map(model_signature, model_names)))
 
 
 def percent_columns(columns) -> dict:

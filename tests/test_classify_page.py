@@ -54,6 +54,28 @@ def test_page_lists_models_and_explains_unavailable_ones(classify_page):
     assert classify_page.multiselect[0].value == ["tiny", "tiny_whole"]
 
 
+def test_the_page_opens_with_the_default_model_alone_loaded(tmp_path, monkeypatch):
+    """Opening Classify loads emorec (the default) only; another model loads when it is chosen."""
+    import emorec.config
+    from emorec.predict import EmotionRecognizer
+
+    models = tmp_path / "models"
+    for name in ("emorec", "other"):
+        ship_tiny_model(models, name)
+    monkeypatch.setattr(emorec.config, "MODELS_DIR", models)
+    loaded = []
+    original = EmotionRecognizer.load.__func__
+    monkeypatch.setattr(EmotionRecognizer, "load", classmethod(
+        lambda cls, name, models_dir=None: loaded.append(name) or original(cls, name, models_dir)))
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    app.run()
+    app.switch_page("pages/2_classify.py").run()
+    assert not app.exception and app.multiselect[0].value == ["emorec"]
+    assert loaded == ["emorec"]
+    app.multiselect[0].set_value(["emorec", "other"]).run()
+    assert not app.exception and loaded == ["emorec", "other"]
+
+
 def test_one_photo_with_a_face(classify_page):
     app = upload(classify_page, ("astronaut.jpg", ASTRONAUT))
     assert [s.value for s in app.subheader] == ["astronaut.jpg"]
