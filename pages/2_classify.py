@@ -19,7 +19,8 @@ from emorec.explain import occlusion_map, overlay
 from emorec.plots import confusion_heatmap
 from emorec.predict import labelled_photo_rows, photo_row
 from emorec.images import ImageError, load_image
-from pages.common import classify, in_grid, local_path, model_picker, page_setup, percent_columns
+from pages.common import (classify, in_grid, labelled_score_columns, local_path, model_picker, page_setup,
+                          percent_columns)
 
 page_setup()
 
@@ -193,9 +194,8 @@ with batch_tab:
         if summary.empty:
             st.info("No photo has an expected label: name files like happy_anna.jpg or upload a labels CSV.")
         else:
-            st.dataframe(summary, hide_index=True, column_config=percent_columns(["accuracy", "accuracy_on_faces", "macro_f1"]))
-            st.caption("accuracy counts a photo where no face was found as wrong; accuracy_on_faces, macro_f1 and "
-                       "the matrices cover the photos where the model found a face.")
+            st.dataframe(summary, hide_index=True, column_config=labelled_score_columns())
+            st.caption("The matrices cover the photos where the model found a face.")
             for column, (model, matrix) in in_grid(matrices):
                 column.plotly_chart(confusion_heatmap(matrix.to_numpy().tolist(), list(matrix.index), model),
                                     width="stretch", key=f"cm-{model}")

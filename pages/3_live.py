@@ -57,15 +57,22 @@ def show(stats: LiveStats, update: int = 0) -> None:
         table = pd.DataFrame({"label": list(stats.main_probabilities), "probability": list(stats.main_probabilities.values())})
         figure = px.bar(table, x="probability", y="label", orientation="h", range_x=[0, 1], height=300,
                         title=f"Main face: {stats.main_label}")
+        figure.update_yaxes(autorange="reversed")  # top to bottom in the model's class order
         chart.plotly_chart(figure, width="stretch", key=f"live-chart-{update}")
 
 
 if context.state.playing:
     for update in itertools.count():
         try:
-            show(stats_queue.get(timeout=2.0), update)
+            latest = stats_queue.get(timeout=2.0)
         except queue.Empty:
             if not context.state.playing:
                 break
+            continue
+        st.session_state["live-last"] = latest  # kept after STOP, until the next START replaces it
+        show(latest, update)
 else:
-    show(LiveStats(0, 0.0, 0))
+    last = st.session_state.get("live-last")
+    show(last or LiveStats(0, 0.0, 0))
+    if last:
+        st.caption("The last run's figures; START begins a new run.")

@@ -114,12 +114,15 @@ if shown:
 
 left, right = st.columns(2)
 with left:
-    st.markdown("**Which parameters matter** (share of the metric's variance explained, η²)")
+    st.markdown("**Which parameters matter**", help="The share of the metric's variance that a parameter's values "
+                "explain (η², one-way ANOVA): 0 = no effect, 1 = the parameter decides the score alone.")
     if importance.empty:
         st.caption("Not enough variation to tell.")
     else:
         st.plotly_chart(px.bar(importance, x="eta_squared", y="parameter", orientation="h", height=380,
-                               hover_data=["p_value", "values"]), width="stretch", key="importance")
+                               hover_data=["p_value", "values"],
+                               labels={"eta_squared": "share of the score's spread it explains"}),
+                        width="stretch", key="importance")
 with right:
     time_column = next((c for c in ("duration", "execution_time", "round_epochs") if c in filtered), None)
     if time_column:

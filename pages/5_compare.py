@@ -11,8 +11,8 @@ import streamlit as st
 
 from emorec import cross_dataset, data, evaluate, plots, registry
 from emorec.config import EMOTIONS, LABELS
-from pages.common import (in_grid, listed_models, local_path, model_cards, model_history, model_predictions, page_setup,
-                          percent_columns, recognizers)
+from pages.common import (in_grid, labelled_score_columns, listed_models, local_path, model_cards, model_history,
+                          model_predictions, page_setup, recognizers)
 
 page_setup()
 
@@ -112,11 +112,13 @@ if benchmarked:
     st.plotly_chart(px.bar(pd.DataFrame(shares), x="class", y="share", color="model", barmode="group", range_y=[0, 1],
                            height=340), width="stretch", key="cross-shares")
 
+SPLITS = {"subject-kfold": "by subject (new people)", "image-kfold": "by image (the study's split)"}
 split_rows = []
 for name, card in cards.items():
     for protocol, result in card.get("evaluation", {}).items():
         if "classes_8" in result:
-            split_rows.append({"model": name, "protocol": protocol, "accuracy": result["classes_8"]["accuracy"]["mean"],
+            split_rows.append({"model": name, "protocol": SPLITS.get(protocol, protocol),
+                               "accuracy": result["classes_8"]["accuracy"]["mean"],
                                "std": result["classes_8"]["accuracy"]["std"]})
     if card.get("study_reported"):
         split_rows.append({"model": name, "protocol": "study, as reported", "accuracy": card["study_reported"]["accuracy"], "std": 0})
@@ -144,14 +146,18 @@ if evaluated:
     mixing = {name: r["weight_mixing"] for name, r in evaluated.items() if r.get("weight_mixing")}
     for name, scan in mixing.items():
         st.subheader(f"{name}: posed against in-the-wild faces")
-        measured = [c for c in ("ckplus_8", "ckplus_7", "fer2013_heldout", "lfw_validation", "london") if c in scan["scan"][0]]
-        rows = pd.DataFrame(scan["scan"]).melt(id_vars="share", value_vars=measured,
-                                               var_name="measured on", value_name="accuracy").dropna()
+        domains = {"ckplus_8": "CK+ by subject, 8 classes", "ckplus_7": "CK+ by subject, 7 emotions",
+                   "fer2013_heldout": "FER2013 faces held out", "lfw_validation": "LFW people held out",
+                   "london": "London set"}
+        measured = [c for c in domains if c in scan["scan"][0]]
+        rows = pd.DataFrame(scan["scan"]).melt(id_vars="share", value_vars=measured, var_name="measured on",
+                                               value_name="accuracy").dropna().replace({"measured on": domains})
         figure = px.line(rows, x="share", y="accuracy", color="measured on", markers=True, range_y=[0, 1], height=340,
-                         labels={"share": "share of fine-tuned weights (0 = pretrained on FER2013 only)"})
+                         labels={"share": "how much of the CK+ fine-tuning is kept (0: none, 1: all)"})
         figure.add_vline(x=scan["share"], line_dash="dot", line_color="grey")
         st.plotly_chart(figure, width="stretch", key=f"mixing-{name}")
-        st.caption(f"Shipped: {scan['share']:g} x fine-tuned + {1 - scan['share']:g} x pretrained weights, the "
+        st.caption(f"The shipped network keeps {scan['share']:.0%} of what fine-tuning on CK+ changed (its weights are "
+                   f"{scan['share']:g} x fine-tuned + {1 - scan['share']:g} x pretrained: weight mixing, WiSE-FT), the "
                    f"{scan['criterion']}. CK+ out of fold; FER2013 on the {scan['fer2013_heldout_faces']:,} train faces "
                    "pretraining held out.")
 
@@ -168,10 +174,10 @@ if evaluated:
         figure.add_shape(type="line", x0=0, y0=0, x1=1, y1=1, line=dict(dash="dot", color="grey"))
         st.plotly_chart(figure, width="stretch", key="reliability")
         st.caption("Out-of-fold CK+ probabilities as the app serves them (scaled by the model's temperature, if it "
-                   "has one). emorec's temperature is fitted on these predictions and on FER2013 faces from the wild, "
+                   "has one: a single number that softens or sharpens every probability). emorec's temperature is fitted on these predictions and on FER2013 faces from the wild, "
                    "each half: posed CK+ faces alone would ask for sharper probabilities than photos from the wild "
                    "bear, so on CK+ it errs towards modesty (the card gives both domains' errors). A calibrated model lies on the dotted diagonal: when it says 80 %, it is right 80 % of the "
-                   "time. Expected calibration error: " + ", ".join(
+                   "time. Calibration error (ECE: the mean gap between confidence and accuracy): " + ", ".join(
                        f"{n} {c['ece_before']:.3f} → {c['ece_after']:.3f} with its temperature" if (c := cards[n].get("calibration"))
                        else f"{n} {r['ece']:.3f}" for n, r in evaluated.items()))
 
@@ -217,7 +223,7 @@ elif (upload or folder) and st.button("Evaluate every model", type="primary"):
 answered, results = st.session_state.get("own-results", (None, None))
 if results is not None and answered == inputs:
     summary, matrices = evaluate.score_labelled(results)
-    st.dataframe(summary, hide_index=True, column_config=percent_columns(["accuracy", "accuracy_on_faces", "macro_f1"]))
+    st.dataframe(summary, hide_index=True, column_config=labelled_score_columns())
     if not whole_image and (summary["faces_found"] < summary["photos"]).any():
         st.caption("Photos without a found face count as wrong. Tightly cropped faces? Turn on 'Photos are faces "
                    "cropped already'.")

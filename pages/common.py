@@ -178,6 +178,20 @@ def percent_columns(columns) -> dict:
     return {column: st.column_config.NumberColumn(format="percent") for column in columns}
 
 
+def labelled_score_columns() -> dict:
+    """Plain headings (the technical term in the tooltip) for ``evaluate.score_labelled``'s table."""
+    number = st.column_config.NumberColumn
+    return {"photos": number("Photos"),
+            "faces_found": number("Faces found", help="Photos where the model's face detector found a face."),
+            "accuracy": number("Right (a photo without a face counts as wrong)", format="percent",
+                               help="Accuracy over every photo."),
+            "accuracy_on_faces": number("Right, of the photos with a face", format="percent",
+                                        help="Accuracy over the photos where a face was found."),
+            "macro_f1": number("Balance over classes", format="percent",
+                               help="Macro-F1 over the photos with a face: the mean over classes of F1, so a model "
+                                    "that answers the most common class for everything scores low.")}
+
+
 def in_grid(items: dict, per_row: int = 3):
     """(column, (key, value)) for every item, ``per_row`` columns to a row (zip with one row of
     columns would drop what does not fit)."""

@@ -242,3 +242,4 @@ def test_compare_page_scores_an_uploaded_zip_and_rejects_a_bad_one(monkeypatch, 
     next(b for b in app.button if b.label == "Evaluate every model").click().run(timeout=180)
     summary = next(d.value for d in app.dataframe if "photos" in d.value.columns)
     assert (summary["faces_found"] == 2).all()  # each whole image is the face
+

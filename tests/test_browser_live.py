@@ -35,6 +35,10 @@ def test_webcam_stream_is_processed(tmp_path):
         first = frames_processed(page)
         time.sleep(4)
         assert first >= 5 and frames_processed(page) > first, "the frame counter did not rise"
+        # STOP keeps the run's figures on the page (they were reset to 0) until the next START.
+        page.frame_locator("iframe[title*='streamlit_webrtc']").first.get_by_role("button", name="STOP").click()
+        page.get_by_text("The last run's figures").first.wait_for(timeout=30_000)
+        assert frames_processed(page) > first
         assert not page.errors, page.errors
     assert not server_errors(log), server_errors(log)
 
