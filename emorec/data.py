@@ -318,6 +318,15 @@ def read_image(row: pd.Series) -> np.ndarray:
         raise DatasetError(f"{name}: {error}" if isinstance(error, DatasetError) else str(error)) from None
 
 
+def image_digests(manifest: pd.DataFrame) -> list[str]:
+    """``files.content_digest`` of every image of a manifest (a FER2013 CSV row: of its pixels)."""
+    from emorec.files import content_digest
+
+    pixels = manifest["pixels"] if "pixels" in manifest else [None] * len(manifest)
+    return [content_digest(p.encode() if isinstance(p, str) else Path(path).read_bytes())
+            for path, p in zip(manifest["path"], pixels)]
+
+
 def sample_rows(manifest: pd.DataFrame, per_class: int, seed: int = SEED) -> pd.DataFrame:
     """Up to ``per_class`` random rows of each class, in canonical label order (for sample grids)."""
     picked = manifest.sample(frac=1.0, random_state=seed).groupby("label").head(per_class)

@@ -280,15 +280,19 @@ def evaluate_variant(name: str, data_dir: Path, protocol: str, command: str, n_s
     return summary
 
 
-def score_labelled(results: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+def score_labelled(results: pd.DataFrame, models_dir: Path | None = None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """Per-model accuracy and confusion matrices for photos with expected labels.
 
     ``results`` has one row per photo and model: ``photo``, ``model``, ``expected``, ``predicted``
     (None when no face was found; ``model`` None when the photo could not be read). ``accuracy``
     counts such photos as wrong, so a model cannot look better by finding fewer faces;
     ``accuracy_on_faces``, the macro-F1 and the matrices cover the photos where it found one.
+    With ``models_dir`` and a ``digest`` per row, ``seen_in_training`` counts the photos each model
+    trained on (``registry.training_images``): a score on those says nothing about new people.
     """
-    columns = ["model", "photos", "faces_found", "accuracy", "accuracy_on_faces", "macro_f1"]
+    from emorec.registry import training_images
+
+    columns = ["model", "photos", "faces_found", "accuracy", "accuracy_on_faces", "macro_f1", "seen_in_training"]
     if not {"photo", "model", "expected", "predicted"} <= set(results.columns):
         return pd.DataFrame(columns=columns), {}
     labelled = results.dropna(subset=["expected"])
@@ -305,7 +309,9 @@ def score_labelled(results: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Da
                         "accuracy": round(correct / photos, 4),
                         "accuracy_on_faces": round(correct / len(found), 4) if len(found) else None,
                         "macro_f1": round(float(f1_score(found["expected"], found["predicted"], labels=present,
-                                                         average="macro", zero_division=0)), 4) if len(found) else None})
+                                                         average="macro", zero_division=0)), 4) if len(found) else None,
+                        "seen_in_training": int(rows["digest"].isin(training_images(model, models_dir)).sum())
+                        if models_dir is not None and "digest" in rows else None})
         matrices[model] = pd.DataFrame(matrix, index=pd.Index(present, name="expected"),
                                        columns=pd.Index(present, name="predicted"))
     return pd.DataFrame(summary, columns=columns), matrices
@@ -331,10 +337,17 @@ def evaluate_labelled(manifest: pd.DataFrame, recognizers: dict, progress: Calla
     from emorec.images import load_image
     from emorec.predict import classify_photo, labelled_photo_rows
 
+    from emorec.files import content_digest
+
     rows = []
     for path, label in progress(list(zip(manifest["path"], manifest["label"]))):
-        rows += labelled_photo_rows(Path(path).name, label,
-                                    lambda path=path: classify_photo(load_image(path), recognizers, whole_image))
+        try:
+            data = Path(path).read_bytes()
+        except OSError:
+            data = None  # load_image names the problem
+        rows += labelled_photo_rows(Path(path).name, label, lambda path=path, data=data: classify_photo(
+            load_image(path if data is None else data, Path(path).name), recognizers, whole_image),
+            None if data is None else content_digest(data))
     return pd.DataFrame(rows)
 
 

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,3 +27,23 @@ def atomic_target(path: Path) -> Iterator[Path]:
 def atomic_write_text(path: Path, text: str) -> None:
     with atomic_target(path) as tmp:
         tmp.write_text(text)
+
+
+def content_digest(data: bytes) -> str:
+    """A short fingerprint of a file's bytes (the first 16 hex digits of its SHA-256): the same
+    photo under another name or in another folder has the same digest."""
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def write_digests(path: Path, digests: Iterable[str]) -> None:
+    """A set of digests as a sorted, gzipped text file (one per line), written atomically."""
+    with atomic_target(path) as tmp:
+        tmp.write_bytes(gzip.compress("\n".join(sorted(set(digests))).encode(), mtime=0))
+
+
+def read_digests(path: Path) -> frozenset[str]:
+    """The digests ``write_digests`` wrote; empty when the file is absent or unreadable."""
+    try:
+        return frozenset(gzip.decompress(path.read_bytes()).decode().split())
+    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile):
+        return frozenset()

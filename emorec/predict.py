@@ -232,11 +232,14 @@ def classify_photo(image: np.ndarray, recognizers: dict[str, EmotionRecognizer],
     return PhotoResult(faces, predictions, whole_image, whole_frame)
 
 
-def labelled_photo_rows(photo: str, expected: str | None, classify: Callable[[], PhotoResult]) -> list[dict]:
-    """``PhotoResult.main_face_rows`` of one photo of a batch, or a single row with its ``error``
-    when the photo cannot be read or classified: one photo must never lose a batch."""
+def labelled_photo_rows(photo: str, expected: str | None, classify: Callable[[], PhotoResult],
+                        digest: str | None = None) -> list[dict]:
+    """``PhotoResult.main_face_rows`` of one photo of a batch (with the ``digest`` of its bytes, to
+    recognise photos a model trained on), or a single row with its ``error`` when the photo cannot
+    be read or classified: one photo must never lose a batch."""
     try:
-        return classify().main_face_rows(photo, expected)
+        return [{**row, "digest": digest} for row in classify().main_face_rows(photo, expected)]
     except Exception as error:  # ImageError: a message for the user; anything else: named
         message = str(error) if isinstance(error, ImageError) else f"{type(error).__name__}: {error}"
-        return [{"photo": photo, "model": None, "expected": expected, "predicted": None, "error": message}]
+        return [{"photo": photo, "model": None, "expected": expected, "predicted": None, "error": message,
+                 "digest": digest}]

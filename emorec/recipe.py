@@ -396,6 +396,25 @@ def pretrained_faces(models_dir: Path) -> int:
     return json.loads((stage1_path(models_dir).parent / "data_stats.json").read_text())["images"]
 
 
+def emorec_training_images(ckplus: pd.DataFrame, ck48_dir: Path | None, fer_train_dir: Path | None,
+                           transfer: Path | None, models_dir: Path) -> list[str]:
+    """The content digests of every image emorec trained on, in any stage: CK+ and CK+48 (stage 2),
+    FER2013 train without its held-out tenth (stages 1, 1b and 2's slice) and, when stage 1b made the
+    network, LFW expressions' training people."""
+    from emorec.data import image_digests, lfw_split
+
+    digests = image_digests(ckplus)
+    if ck48_dir is not None:
+        digests += image_digests(load_dataset(ck48_dir))
+    if fer_train_dir is not None:
+        fer = load_dataset(fer_train_dir)
+        digests += image_digests(fer.iloc[fer_holdout_split(label_indices(fer["label"]))[0]])
+    if transfer is not None and "stage_1b" in pretraining(models_dir):
+        lfw = load_dataset(transfer / "lfw_expressions")
+        digests += image_digests(lfw.iloc[lfw_split(lfw)[0]])
+    return digests
+
+
 def stage_seconds(history: Path) -> int | None:
     """A stage's training time in seconds, summed over the epochs of its history."""
     try:
@@ -538,6 +557,8 @@ def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | N
     model = mixed(keras.models.load_model(pretrained_path(models_dir), compile=False), finetuned, share)
     out = models_dir / "emorec"
     save_model(model, out / registry.MODEL_FILE)
+    registry.write_training_images("emorec", emorec_training_images(manifest, ck48_dir, fer_train_dir, transfer, models_dir),
+                                   models_dir)
     atomic_write_text(out / "history.json", (runs / "final" / "history.json").read_text())
     # The old model's numbers go (PublicTest is measured again on the new one); this recipe's
     # cross-validation comes in, else the card says it has none and serves uncalibrated (T = 1).

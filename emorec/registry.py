@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 from emorec.config import MODELS_DIR
-from emorec.files import atomic_write_text
+from emorec.files import atomic_write_text, read_digests, write_digests
 
 MODEL_FILE, CARD_FILE, CARD_MD = "model.keras", "card.json", "card.md"
+TRAINING_IMAGES = "training-images.txt.gz"  # content digests of every image a model trained on, in any stage
 
 
 class ModelUnavailable(RuntimeError):
@@ -56,6 +57,17 @@ def update_card(name: str, changes: dict, models_dir: Path = MODELS_DIR) -> dict
     atomic_write_text(folder / CARD_FILE, json.dumps(card, indent=1) + "\n")
     atomic_write_text(folder / CARD_MD, card_markdown(card))
     return card
+
+
+def write_training_images(name: str, digests, models_dir: Path = MODELS_DIR) -> None:
+    """Record which images a model trained on (``files.content_digest`` of each), so a score on
+    photos it has seen is not taken for skill on new people."""
+    write_digests(models_dir / name / TRAINING_IMAGES, digests)
+
+
+def training_images(name: str, models_dir: Path = MODELS_DIR) -> frozenset[str]:
+    """The digests of the images a model trained on (empty when it recorded none)."""
+    return read_digests(models_dir / name / TRAINING_IMAGES)
 
 
 def read_history(name: str, models_dir: Path = MODELS_DIR) -> list[dict] | None:

@@ -28,7 +28,7 @@ from emorec.bench import served_latency
 from emorec.config import (CACHE_DIR, LABELS, MODELS_DIR, PRETRAIN_EPOCHS, PRETRAIN_ERASING,
                            PRETRAIN_RESTART_LEARNING_RATE, SEED)
 from emorec.crops import cached_model_inputs, detect_dataset
-from emorec.data import dataset_summary, label_indices, load_dataset
+from emorec.data import dataset_summary, image_digests, label_indices, load_dataset
 from emorec.files import atomic_target, atomic_write_text
 from emorec.models import VARIANTS, build
 
@@ -321,6 +321,7 @@ def train_final(name: str, data_dir: Path, command: str, epochs: int | None = No
     model = train_study_variant(name, x, y, None, run_dir, epochs)
     out = models_dir / name
     save_model(model, out / registry.MODEL_FILE, quantize=variant.quantize_dense)
+    registry.write_training_images(name, image_digests(manifest), models_dir)
     atomic_write_text(out / "history.json", (run_dir / "history.json").read_text())
     registry.update_card(name, {
         "evaluation": {"fer2013-publictest": None},  # measured on the old model: run again on this one
@@ -371,6 +372,7 @@ def train_configuration(params: dict, data_dir: Path, name: str, face_crop: bool
         class_weights(y[fit_rows], 1.0), patience=int(params.get("patience", 5)), verbose=0, on_epoch=on_epoch)
     out = models_dir / name
     save_model(model, out / registry.MODEL_FILE)
+    registry.write_training_images(name, np.array(image_digests(manifest))[fit_rows], models_dir)
     atomic_write_text(out / "history.json", (run_dir / "history.json").read_text())
     (out / registry.CARD_FILE).unlink(missing_ok=True)  # the card of a model this one replaces says nothing of it
     probabilities = predict_probabilities(model, x[val_rows])

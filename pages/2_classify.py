@@ -11,16 +11,18 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from emorec import config
 from emorec.config import IMAGE_SUFFIXES, MAX_BATCH_PHOTOS, FaceDefaults
 from emorec.data import DatasetError, expected_labels_csv, label_from_name
 from emorec.drawing import draw_faces
 from emorec.evaluate import score_labelled
 from emorec.explain import occlusion_map, overlay
+from emorec.files import content_digest
 from emorec.plots import confusion_heatmap
 from emorec.predict import labelled_photo_rows, photo_row
 from emorec.images import ImageError, load_image
 from pages.common import (classify, in_grid, labelled_score_columns, local_path, model_picker, page_setup,
-                          percent_columns)
+                          percent_columns, warn_seen_in_training)
 
 page_setup()
 
@@ -185,16 +187,18 @@ with batch_tab:
         for done, (name, data) in enumerate(sources, start=1):
             label = expected.get(Path(name).name) or label_from_name(name)
             rows += labelled_photo_rows(name, label, lambda name=name, data=data: classify(
-                load_image(data, name), hashlib.sha1(data).hexdigest(), tuple(recognizers), False, min_face))
+                load_image(data, name), hashlib.sha1(data).hexdigest(), tuple(recognizers), False, min_face),
+                content_digest(data))
             bar.progress(done / len(sources), text=f"Classified {done} of {len(sources)}")
         st.session_state["batch-results"] = inputs, pd.DataFrame(rows)
     answered, results = st.session_state.get("batch-results", (None, None))
     if results is not None and answered == inputs:
-        summary, matrices = score_labelled(results)
+        summary, matrices = score_labelled(results, config.MODELS_DIR)
         if summary.empty:
             st.info("No photo has an expected label: name files like happy_anna.jpg or upload a labels CSV.")
         else:
             st.dataframe(summary, hide_index=True, column_config=labelled_score_columns())
+            warn_seen_in_training(summary)
             st.caption("The matrices cover the photos where the model found a face.")
             for column, (model, matrix) in in_grid(matrices):
                 column.plotly_chart(confusion_heatmap(matrix.to_numpy().tolist(), list(matrix.index), model),

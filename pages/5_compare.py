@@ -9,10 +9,10 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from emorec import cross_dataset, data, evaluate, plots, registry
+from emorec import config, cross_dataset, data, evaluate, plots, registry
 from emorec.config import EMOTIONS, LABELS
 from pages.common import (in_grid, labelled_score_columns, listed_models, local_path, model_cards, model_history,
-                          model_predictions, page_setup, recognizers)
+                          model_predictions, page_setup, recognizers, warn_seen_in_training)
 
 page_setup()
 
@@ -222,8 +222,9 @@ elif (upload or folder) and st.button("Evaluate every model", type="primary"):
         st.error(str(error))
 answered, results = st.session_state.get("own-results", (None, None))
 if results is not None and answered == inputs:
-    summary, matrices = evaluate.score_labelled(results)
+    summary, matrices = evaluate.score_labelled(results, config.MODELS_DIR)
     st.dataframe(summary, hide_index=True, column_config=labelled_score_columns())
+    warn_seen_in_training(summary)
     if not whole_image and (summary["faces_found"] < summary["photos"]).any():
         st.caption("Photos without a found face count as wrong. Tightly cropped faces? Turn on 'Photos are faces "
                    "cropped already'.")

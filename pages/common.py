@@ -189,7 +189,17 @@ def labelled_score_columns() -> dict:
                                         help="Accuracy over the photos where a face was found."),
             "macro_f1": number("Balance over classes", format="percent",
                                help="Macro-F1 over the photos with a face: the mean over classes of F1, so a model "
-                                    "that answers the most common class for everything scores low.")}
+                                    "that answers the most common class for everything scores low."),
+            "seen_in_training": number("Seen in training", help="Photos this model trained on (recognised by their "
+                                       "content, whatever their names): its score on them is not skill on new people.")}
+
+
+def warn_seen_in_training(summary: pd.DataFrame) -> None:
+    """Say plainly when a score counts photos a model trained on."""
+    seen = summary[summary["seen_in_training"].fillna(0) > 0]
+    for _, row in seen.iterrows():
+        st.warning(f"{int(row['seen_in_training'])} of these {int(row['photos'])} photos are ones **{row['model']}** "
+                   "trained on: its score on them shows memory, not skill on people it never saw.")
 
 
 def in_grid(items: dict, per_row: int = 3):

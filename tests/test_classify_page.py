@@ -151,6 +151,24 @@ def test_batch_of_friends_photos_is_labelled_from_their_names(classify_page):
     assert dict(zip(results["photo"], results["expected"])) == names
 
 
+def test_batch_says_how_many_photos_a_model_trained_on(classify_page):
+    """A score on a model's own training photos reads like skill on new people: the summary counts
+    them (by content, whatever the file's name) and a warning says so."""
+    import emorec.config
+    from emorec import registry
+    from emorec.files import content_digest
+
+    registry.write_training_images("tiny", [content_digest(ASTRONAUT)], emorec.config.MODELS_DIR)
+    app = classify_page
+    app.file_uploader(key="batch-uploads").set_value(
+        [("happy_me.jpg", ASTRONAUT, "image/jpeg"), ("surprised wall.jpg", BLANK, "image/jpeg")]).run()
+    next(b for b in app.button if b.label == "Classify 2 photos").click().run()
+    assert not app.exception
+    summary = app.dataframe[0].value.set_index("model")
+    assert summary.loc["tiny", "seen_in_training"] == 1 and summary.loc["tiny_whole", "seen_in_training"] == 0
+    assert any("1 of these 2 photos are ones **tiny** trained on" in w.value for w in app.warning)
+
+
 def test_batch_folder_named_by_expression(classify_page, tmp_path):
     """A folder called "happy" labels its photos, as its subfolders would."""
     folder = tmp_path / "happy"

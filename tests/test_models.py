@@ -16,6 +16,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from emorec import evaluate, registry
+from emorec.files import content_digest
 from emorec.config import LABELS
 from emorec.models import VARIANTS, build, emorec_cnn
 from emorec.predict import EmotionRecognizer
@@ -329,6 +330,11 @@ def test_train_final_ships_a_model_with_its_card(tmp_path, class_folder_dataset)
     assert card["study_reported"]["accuracy"] == 0.21
     assert EmotionRecognizer.load("baseline", tmp_path).predict(skdata.astronaut())[0].box == [0, 0, 512, 512]
     assert registry.headline(card)["size MB"] > 0
+    # It records what it trained on, by content: the same photo renamed is still recognised.
+    seen = registry.training_images("baseline", tmp_path)
+    first = sorted(class_folder_dataset.rglob("*.png"))[0]
+    assert len(seen) == 18 and content_digest(first.read_bytes()) in seen
+    assert registry.training_images("tuned_full", tmp_path) == frozenset()  # none recorded: nothing claimed
 
 
 def test_cross_validation_resumes_finished_folds(tmp_path, class_folder_dataset):

@@ -228,6 +228,7 @@ def test_recipe_end_to_end(tmp_path, class_folder_dataset, monkeypatch):
     assert (models / "emorec" / "cv-subject-kfold.csv").exists()
     assert card["weight_mixing"] == mixing["share"] and "chosen by the subject-grouped" in card["training"]["weight_mixing"]
     assert "| 0.25 |" in (models / "emorec" / "card.md").read_text()  # the scan, readable
+    assert len(registry.training_images("emorec", models)) == 18 + 6 + 27  # CK+, CK+48, FER2013 without its held-out tenth
     holdout = evaluate.evaluate_holdout("emorec", fer / "validation", "cmd", models)
     assert holdout["images"] == 30 and holdout["classes"] == ["neutral", "anger", "happiness"]
     assert 0 <= holdout["ece"] <= 1 and 0 <= holdout["ece_without_temperature"] <= 1
