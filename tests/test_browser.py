@@ -59,6 +59,11 @@ def test_dataset_table(app_url, page):
     page.get_by_text("Per class").wait_for(timeout=60_000)
     page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=30_000)
     page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+    images = page.locator("[data-testid='stMetric']", has_text="Images").locator("[data-testid='stMetricValue']")
+    expected = "920" if (SHARED_DATA / "ckplus").exists() else "6"  # the app's dataset: CK+, or the fixture's
+    assert images.first.inner_text() == expected
+    bars = page.locator(".js-plotly-plot").first.locator("g.point")  # one bar per class
+    assert bars.count() == (8 if expected == "920" else 2)
 
 
 def test_classify_upload_shows_every_model(app_url, page, tmp_path):
