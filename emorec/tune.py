@@ -73,10 +73,11 @@ def without_outliers(values: pd.Series, spread: float = 10.0) -> tuple[pd.Series
     return finite[finite <= limit], int((finite > limit).sum())
 
 
-def readable(rows: pd.DataFrame, results: TalosResults) -> pd.DataFrame:
-    """Rows of a results table with the metrics and parameters first and Talos' bookkeeping
-    (timestamps, ids, warnings) last, so a table on screen starts with what was tried and scored."""
-    first = [c for c in (*results.metrics, *results.params) if c in rows]
+def readable(rows: pd.DataFrame, results: TalosResults, leading: list[str] | tuple = ()) -> pd.DataFrame:
+    """Rows of a results table with ``leading`` columns (e.g. the metric in use and the parameters
+    that matter most), then the other metrics and parameters, and Talos' bookkeeping (timestamps,
+    ids, warnings) last, so a table on screen starts with what was tried and scored."""
+    first = list(dict.fromkeys(c for c in (*leading, *results.metrics, *results.params) if c in rows))
     return rows[first + [c for c in rows if c not in first]]
 
 
@@ -193,6 +194,13 @@ def repeated_outcomes(results: TalosResults, metric: str | None = None, min_shar
     shares = counts / len(results.frame)
     kept = shares[(shares >= min_share) & (counts >= 3)]  # one or two equal rows prove nothing
     return pd.DataFrame({metric: kept.index, "runs": counts[kept.index].to_numpy(), "share": kept.round(4).to_numpy()})
+
+
+def collapsed(rows: pd.DataFrame, results: TalosResults, metric: str) -> int:
+    """How many of ``rows`` end on a value many configurations share (``repeated_outcomes``): runs
+    that likely answer one class for every image, however high they rank."""
+    values = set(repeated_outcomes(results, metric)[metric])
+    return int(rows[metric].round(4).isin(values).sum())
 
 
 def chance_metric(results: TalosResults, metric: str | None = None) -> str | None:

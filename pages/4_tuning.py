@@ -46,11 +46,11 @@ def filter_rows(results: tune.TalosResults, metric: str) -> pd.DataFrame:
         if low < high:
             chosen = st.slider(f"{metric} range", low, high, (low, high), key=f"{results.name}:{metric}-range")
             frame = frame[frame[metric].between(*chosen)]
-        columns = st.columns(3)
+        columns = st.columns(2)  # wide enough that every value's chip shows whole
         for i, param in enumerate(results.params):
             values = sorted(results.frame[param].dropna().unique().tolist(), key=str)
             if 1 < len(values) <= 12:
-                kept = columns[i % 3].multiselect(param, values, default=values, key=f"{results.name}:filter-{param}")
+                kept = columns[i % 2].multiselect(param, values, default=values, key=f"{results.name}:filter-{param}")
                 frame = frame[frame[param].isin(kept)]
     return frame
 
@@ -101,14 +101,17 @@ if filtered.empty:
     st.warning("No configuration passes the filters.")
     st.stop()
 
-st.subheader("Top configurations")
-st.dataframe(tune.readable(filtered.sort_values(metric, ascending=ascending).head(10), results), hide_index=True)
-
 importance = tune.parameter_importance(tune.TalosResults(filtered, results.metrics, results.params, results.dialect, results.name), metric)
-st.subheader("Parameters against the metric")
 varying = [p for p in results.params if filtered[p].nunique() > 1]
 ranked_params = [p for p in importance["parameter"] if p in varying] + [p for p in varying if p not in set(importance["parameter"])]
-shown = st.multiselect("Axes (most important first)", results.params, default=ranked_params[:8])
+
+st.subheader("Top configurations")
+st.dataframe(tune.readable(filtered.sort_values(metric, ascending=ascending).head(10), results, [metric, *ranked_params]),
+             hide_index=True)
+st.caption("The metric in use first, then the parameters that matter most (below).")
+
+st.subheader("Parameters against the metric")
+shown = st.multiselect("Axes (most important first)", results.params, default=ranked_params[:5])
 if shown:
     st.plotly_chart(plots.parallel_coordinates(filtered, shown, metric), width="stretch", key="parcoords")
 
@@ -148,11 +151,14 @@ if other is not None and shared:
     both = pd.concat([results.frame.assign(scan=results.name), other.frame.assign(scan=other.name)], ignore_index=True)
     st.plotly_chart(px.histogram(both, x=compared, color="scan", barmode="overlay", histnorm="percent", nbins=40, height=320),
                     width="stretch", key="compare-hist")
-    a, b = st.columns(2)
-    a.markdown(f"**{results.name}**: top 5")
-    a.dataframe(tune.readable(results.top(5, compared), results), hide_index=True)
-    b.markdown(f"**{other.name}**: top 5")
-    b.dataframe(tune.readable(other.top(5, compared), other), hide_index=True)
+    for column, scan in zip(st.columns(2), (results, other)):
+        top = scan.top(5, compared)
+        column.markdown(f"**{scan.name}**: top 5")
+        column.dataframe(tune.readable(top, scan, [compared]), hide_index=True)
+        stuck = tune.collapsed(top, scan, compared)
+        if stuck:
+            column.caption(f"{stuck} of these end on a {compared} that many runs of this scan share: likely "
+                           "networks that answer one class for every face, not good configurations.")
 elif other is not None:
     st.info(f"{other.name} and {results.name} share no metric to compare.")
 
@@ -165,6 +171,10 @@ row = st.selectbox("Configuration", ranked.index[:50],
                    ", ".join(f"{p}={ranked.loc[i, p]}" for p in results.params[:6]))
 params = tune.configuration(results, row)
 st.json(params, expanded=False)
+took = next((f"{ranked.loc[row, c]:,.0f} s" for c in ("duration", "execution_time") if c in ranked and pd.notna(ranked.loc[row, c])), None)
+st.caption(f"Talos took {took} to train it in the scan (on that machine; training here also prepares the faces and "
+           f"may stop early)." if took else f"About {params.get('epochs', 'the variant’s')} epochs; on 2 CPU cores "
+           "an epoch of CK+ takes a few seconds for whole frames and up to half a minute for face crops.")
 left, right = st.columns(2)
 face_crop = left.radio("Input", ["MTCNN face crops (54x72)", "whole frames (32x25)"],
                        index=0 if "full" not in results.name else 1).startswith("MTCNN")

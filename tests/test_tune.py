@@ -9,7 +9,7 @@ import pytest
 
 from emorec import tune
 from emorec.config import SEED
-from tests.conftest import shared_data
+from tests.conftest import ROOT, shared_data
 
 TALOS2 = """start,end,duration,execution_time,round_epochs,loss,accuracy,val_loss,val_accuracy,lr,dropout,optimizer,neurons_layer_2,activation_1,_trial_id,_param_hash
 2026-11-20 10:00:00,2026-11-20 10:00:30,30.5,30.1,12,0.9,0.7,1.1,0.61,0.001,0.30000000000000004,Adam,64,relu,0,ab12
@@ -121,6 +121,15 @@ def test_study_tables(name, rows):
     assert results.frame["optimizer"].isin(["Adam", "Nadam", "RMSprop", "SGD"]).all()
     assert "loss_function" in results.params and results.frame["val_accuracy"].between(0, 1).all()
     assert tune.repeated_outcomes(results)["val_accuracy"].iloc[0] == pytest.approx(0.2048, abs=1e-4)
+
+
+def test_readable_tables_lead_with_the_chosen_columns_and_flag_collapsed_runs():
+    results = tune.read_results(ROOT / "models" / "tuning" / "study-2019-full-frames.csv")
+    shown = tune.readable(results.frame.head(3), results, ["val_loss", "lr", "optimizer"])
+    assert list(shown.columns[:3]) == ["val_loss", "lr", "optimizer"] and len(shown.columns) == len(results.frame.columns)
+    stuck = results.frame[results.frame["val_accuracy"].round(4) == 0.2048].head(4)
+    assert tune.collapsed(stuck, results, "val_accuracy") == 4  # the value 1,027 runs ended on
+    assert tune.collapsed(results.top(5, "val_accuracy"), results, "val_accuracy") == 0  # the best runs learned
 
 
 TINY_SPACE = """
