@@ -209,9 +209,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         rows.append({"model": "always the most frequent class", "classes": "—", **floor})
     table = pd.DataFrame(rows)
     if args.cross_dataset:
-        from emorec.cross_dataset import benchmark_table
+        from emorec.cross_dataset import COLUMN_TITLES, benchmark_table
 
-        table = benchmark_table({card["name"]: card for card in cards}, args.metric).rename_axis("model").reset_index()
+        table = benchmark_table({card["name"]: card for card in cards}, args.metric).rename(columns=COLUMN_TITLES)
+        table = table.rename_axis("model").reset_index()
     if table.empty:
         print("No models in models/.")
     elif args.markdown:

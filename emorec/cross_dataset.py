@@ -184,6 +184,9 @@ def evaluate_cross_dataset(name: str, data_root: Path, command: str, models_dir:
 
 FLOOR_ROW = "always the most frequent class"
 CKPLUS_COLUMN = "ckplus-subject"  # CK+ by subject, from the card's cross-validation
+COLUMN_TITLES = {CKPLUS_COLUMN: "CK+ by subject", "fer2013-whole": "FER2013 PublicTest", "ferplus-whole": "FER+ PublicTest",
+                 "lfw-detect": "LFW new people (face found)", "lfw-whole": "LFW new people (whole image)",
+                 "london-detect": "London (face found)"}  # short headings for tables
 
 
 def ckplus_headline(card: dict) -> dict | None:
