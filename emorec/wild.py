@@ -28,8 +28,8 @@ from keras import layers
 from emorec.config import CACHE_DIR, LABELS, SEED, WILD_EPOCHS, WILD_LEARNING_RATE, WILD_LFW_SHARE, WILD_STEPS
 from emorec.crops import cached_model_inputs
 from emorec.cross_dataset import face_crops
-from emorec.data import ferplus_targets, label_indices, lfw_split, load_dataset, read_ferplus
-from emorec.files import atomic_write_text
+from emorec.data import ferplus_targets, image_digests, label_indices, lfw_split, load_dataset, read_ferplus
+from emorec.files import atomic_write_text, write_digests
 from emorec.models import VARIANTS
 from emorec.train import augmentation, fer_holdout_split, fit, save_model, set_seed
 
@@ -84,6 +84,7 @@ class Domain:
     x: np.ndarray
     y: np.ndarray
     weight: np.ndarray
+    digests: tuple[str, ...] = ()  # files.content_digest of each image: what the model trained on
 
     def __len__(self) -> int:
         return len(self.x)
@@ -115,9 +116,12 @@ def ferplus_domains(ferplus_csv: Path, fer_train_dir: Path) -> tuple[Domain, Dom
     targets, expression = ferplus_targets(matched.fillna(0))
     usable = present & expression
 
+    digests = np.array(image_digests(manifest))
+
     def domain(name: str, rows: np.ndarray) -> Domain:
         rows = rows[usable[rows]]
-        return Domain(name, x[rows], targets[rows].astype(np.float32), balancing_weights(targets[rows]))
+        return Domain(name, x[rows], targets[rows].astype(np.float32), balancing_weights(targets[rows]),
+                      tuple(digests[rows]))
 
     return domain("ferplus", np.sort(fit_rows)), domain("ferplus-heldout", np.sort(held_out))
 
@@ -127,7 +131,7 @@ def lfw_domains(lfw_dir: Path) -> tuple[Domain, Domain]:
     manifest = load_dataset(lfw_dir)
     x, y = face_crops(manifest, VARIANT.input_shape, VARIANT.margin)[0], one_hot(manifest["label"])
     train, validation = lfw_split(manifest)
-    return (Domain("lfw", x[train], y[train], balancing_weights(y[train])),
+    return (Domain("lfw", x[train], y[train], balancing_weights(y[train]), tuple(np.array(image_digests(manifest))[train])),
             Domain("lfw-validation", x[validation], y[validation], np.ones(len(validation), np.float32)))
 
 
@@ -151,6 +155,11 @@ def plain(domain: Domain) -> tf.data.Dataset:
 # Train
 
 
+def training_images_path(network: Path) -> Path:
+    """Where stage 1b records the images it trained on, beside its network."""
+    return network.with_name("wild-training-images.txt.gz")
+
+
 def pretrain_wild(pretrained: Path, ferplus_csv: Path, fer_train_dir: Path, lfw_dir: Path, out: Path,
                   epochs: int = WILD_EPOCHS, steps: int = WILD_STEPS, learning_rate: float = WILD_LEARNING_RATE,
                   lfw_share: float = WILD_LFW_SHARE, run_dir: Path | None = None) -> dict:
@@ -170,6 +179,7 @@ def pretrain_wild(pretrained: Path, ferplus_csv: Path, fer_train_dir: Path, lfw_
     fit(model, train, plain(ferplus_heldout), epochs, run_dir, patience=None)
 
     save_model(model, out)
+    write_digests(training_images_path(out), ferplus.digests + lfw.digests)
     history = json.loads((run_dir / "history.json").read_text())
     scores = {d.name: round(float(model.evaluate(plain(d), verbose=0)[1]), 4) for d in (ferplus_heldout, lfw_validation)}
     stats = {"faces": {d.name: len(d) for d in (ferplus, ferplus_heldout, lfw, lfw_validation)},
