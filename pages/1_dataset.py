@@ -17,7 +17,8 @@ st.title("📊 Dataset")
 folder = st.text_input(
     "Dataset folder (or FER2013 CSV)",
     value=str(default_data_dir()),
-    help="Set EMOREC_DATA to change the default. Class folders, the official CK+ layout and the FER2013 CSV are understood.",
+    help="Set EMOREC_DATA to change the default. Class folders, the official CK+ layout and the FER2013 CSV are "
+         "understood.",
 )
 path = local_path(folder)
 if st.button("Reload", help="Read the folder again (after adding or removing images inside a class folder)."):
@@ -46,7 +47,8 @@ def show_dataset(manifest: pd.DataFrame) -> None:
     if not per_subject.empty:
         st.subheader("Per subject")
         long = per_subject.reset_index().melt(id_vars="subject", var_name="label", value_name="images")
-        st.plotly_chart(px.bar(long, x="subject", y="images", color="label", title="Images per subject"), width="stretch")
+        st.plotly_chart(px.bar(long, x="subject", y="images", color="label", title="Images per subject"),
+                        width="stretch")
         st.caption(f"{len(per_subject)} subjects, {per_subject.sum(axis=1).median():.0f} images per subject (median). "
                    "Splits must keep each subject on one side: emorec's cross-validation is grouped by subject.")
 
@@ -77,7 +79,8 @@ def show_training_data() -> None:
             extra = summary.get("extra") or {}
             st.markdown(f"**{name}** — {summary['images']:,} images from {', '.join(summary['sources'])}"
                         + (f", {summary['subjects']} subjects" if summary["subjects"] else "")
-                        + "".join(f"; {key.replace('_', ' ')}: {value:,}" if isinstance(value, int) else f"; {key.replace('_', ' ')} {value}"
+                        + "".join(f"; {key.replace('_', ' ')}: {value:,}" if isinstance(value, int)
+                                  else f"; {key.replace('_', ' ')} {value}"
                                   for key, value in extra.items()))
             st.dataframe(per_class, width="stretch")
     else:
@@ -101,8 +104,8 @@ try:
     mtime = modified(path)
     manifest = load_manifest(str(path), mtime) if mtime is not None else data.load_dataset(path)
 except data.DatasetError as error:
-    st.warning(str(error).replace("\n", "  \n") + f"  \n(Looked in `{path.absolute()}`; set `EMOREC_DATA` to open another folder "
-               "by default.)")
+    st.warning(str(error).replace("\n", "  \n") + f"  \n(Looked in `{path.absolute()}`; set `EMOREC_DATA` to open "
+               "another folder by default.)")
     show_training_data()
 else:
     show_dataset(manifest)

@@ -38,7 +38,8 @@ min_face = FaceDefaults.min_small_face if small_faces else None
 
 def probability_table(result, face_index: int) -> pd.DataFrame:
     """Every model's probabilities for one face; a whole-frame model's column says it saw the whole photo."""
-    return pd.DataFrame({name + (" (whole photo)" if name in result.whole_frame_models else ""): preds[face_index].probabilities
+    return pd.DataFrame({name + (" (whole photo)" if name in result.whole_frame_models
+                                 else ""): preds[face_index].probabilities
                          for name, preds in result.predictions.items()})
 
 
@@ -77,7 +78,8 @@ def show_face(image, result, index: int, key: str) -> None:
     why = st.expander(f"Why did {default_model} say {prediction.label}?", key=f"why-{key}-{index}", on_change="rerun")
     if why.open:  # the occlusion map classifies a few hundred masked copies of the face: only when asked for
         heat = occlusion_map(chosen.classify, crop, chosen.classes.index(prediction.label))
-        why.image(overlay(crop, heat), caption="Red: regions whose hiding lowers this answer most (occlusion).", width=220)
+        why.image(overlay(crop, heat), caption="Red: regions whose hiding lowers this answer most (occlusion).",
+                  width=220)
 
 
 def show_photo(name: str, data: bytes, slot: int) -> list[dict]:
@@ -94,7 +96,8 @@ def show_photo(name: str, data: bytes, slot: int) -> list[dict]:
     whole = st.session_state.get(f"whole-{key}", False)
     result = classify(image, digest, tuple(recognizers), whole, min_face)
     if not result.faces:
-        st.info(f"No face found in {name}." + ("" if small_faces else " Try 'Find small faces', or classify the whole image."))
+        st.info(f"No face found in {name}."
+                + ("" if small_faces else " Try 'Find small faces', or classify the whole image."))
         st.image(image, width=320)
         if st.button("Classify the whole image as one face", key=f"whole-button-{key}"):
             st.session_state[f"whole-{key}"] = True
@@ -121,7 +124,8 @@ with photos_tab:
     camera = st.camera_input("Or take a photo") if st.toggle("Use the camera") else None
     photos = [(u.name, u.getvalue()) for u in uploads or []] + ([("camera photo", camera.getvalue())] if camera else [])
     if not photos:
-        st.caption("Upload JPEG, PNG, WebP, BMP, TIFF or GIF photos, or take one with the camera. Nothing leaves this machine.")
+        st.caption("Upload JPEG, PNG, WebP, BMP, TIFF or GIF photos, or take one with the camera. "
+                   "Nothing leaves this machine.")
     bar = st.progress(0.0, text="Classifying…") if len(photos) > 1 else None
     summary = st.container()  # above the photos, filled once they are all classified
     rows = []
@@ -137,10 +141,11 @@ with photos_tab:
         table = pd.DataFrame(rows)
         faces = table.dropna(subset=["face"])[["upload", "face"]].drop_duplicates().shape[0] if "face" in table else 0
         summary.markdown(f"**All faces** ({faces} in {len(photos)} photo(s))")
-        summary.dataframe(table, hide_index=True, column_config=percent_columns(["confidence", *recognizers[default_model].classes]))
+        summary.dataframe(table, hide_index=True,
+                          column_config=percent_columns(["confidence", *recognizers[default_model].classes]))
         summary.caption("One row per face and model, and one per photo without a face or that could not be read "
-                        "(status). x, y: the face box's top-left corner in the photo's pixels; width, height: its size. "
-                        "The class columns hold each model's probabilities.")
+                        "(status). x, y: the face box's top-left corner in the photo's pixels; width, height: "
+                        "its size. The class columns hold each model's probabilities.")
         csv, js = summary.columns(2)
         csv.download_button("Download (CSV)", table.to_csv(index=False), "emorec-faces.csv", "text/csv")
         js.download_button("Download (JSON)", table.to_json(orient="records", indent=1), "emorec-faces.json",
@@ -162,8 +167,8 @@ def batch_sources() -> list[tuple[str, bytes]]:
             if not found:
                 st.info(f"No {', '.join(UPLOAD_TYPES)} image under {folder[:200]}.")
             elif len(found) > MAX_BATCH_PHOTOS:
-                st.warning(f"More than {MAX_BATCH_PHOTOS:,} images under {folder[:200]}: the first {MAX_BATCH_PHOTOS:,} "
-                           "found are classified. Choose a smaller folder for all of them.")
+                st.warning(f"More than {MAX_BATCH_PHOTOS:,} images under {folder[:200]}: the first "
+                           f"{MAX_BATCH_PHOTOS:,} found are classified. Choose a smaller folder for all of them.")
             # named from the folder itself on, so a folder called "happy" labels its photos
             sources += [(str(p.relative_to(path.parent)), p.read_bytes()) for p in found[:MAX_BATCH_PHOTOS]]
         except OSError as error:

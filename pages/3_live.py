@@ -54,7 +54,8 @@ def show(stats: LiveStats, update: int = 0) -> None:
     fps_metric.metric("Frames per second", f"{stats.fps:.1f}")
     faces_metric.metric("Faces", stats.faces)
     if stats.main_probabilities:
-        table = pd.DataFrame({"label": list(stats.main_probabilities), "probability": list(stats.main_probabilities.values())})
+        table = pd.DataFrame({"label": list(stats.main_probabilities),
+                              "probability": list(stats.main_probabilities.values())})
         figure = px.bar(table, x="probability", y="label", orientation="h", range_x=[0, 1], height=300,
                         title=f"Main face: {stats.main_label}")
         figure.update_yaxes(autorange="reversed")  # top to bottom in the model's class order

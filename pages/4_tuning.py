@@ -83,17 +83,20 @@ if summary.below_chance > 0.25:
     st.warning(f"{summary.below_chance:.0%} of these runs end with {counted} at or below {floor}: the scan, not "
                "the parameters, is suspect.")
 for _, row in summary.repeated.iterrows():
-    st.warning(f"{int(row['runs']):,} runs ({row['share']:.0%}) ended at exactly {metric} = {row[metric]:.4f}: different "
-               "configurations with one identical score usually mean a model that predicts the same class for every image.")
+    st.warning(f"{int(row['runs']):,} runs ({row['share']:.0%}) ended at exactly {metric} = {row[metric]:.4f}: "
+               "different configurations with one identical score usually mean a model that predicts the same class "
+               "for every image.")
 shown, outliers = tune.without_outliers(results.frame[metric])
 histogram = px.histogram(shown, x=metric, nbins=50, height=260)
 if metric.endswith("accuracy"):
     histogram.add_vline(x=CHANCE, line_dash="dot", annotation_position="top left",
-                        annotation_text=f"chance (balanced, {len(LABELS)} classes)" if balanced else f"uniform guess ({uniform})")
+                        annotation_text=f"chance (balanced, {len(LABELS)} classes)" if balanced
+                                        else f"uniform guess ({uniform})")
 st.plotly_chart(histogram, width="stretch", key="histogram")
 if outliers:
     st.caption(f"{outliers} run(s) with {metric} above {shown.max():.3g} (diverged runs, up to "
-               f"{results.frame[metric].max():,.0f}) are left out of the histogram, which they would squash into one bar.")
+               f"{results.frame[metric].max():,.0f}) are left out of the histogram, which they would squash into "
+               "one bar.")
 
 filtered = filter_rows(results, metric)
 st.caption(f"{len(filtered):,} of {len(results.frame):,} configurations after filtering.")
@@ -101,12 +104,15 @@ if filtered.empty:
     st.warning("No configuration passes the filters.")
     st.stop()
 
-importance = tune.parameter_importance(tune.TalosResults(filtered, results.metrics, results.params, results.dialect, results.name), metric)
+importance = tune.parameter_importance(tune.TalosResults(filtered, results.metrics, results.params, results.dialect,
+                                                         results.name), metric)
 varying = [p for p in results.params if filtered[p].nunique() > 1]
-ranked_params = [p for p in importance["parameter"] if p in varying] + [p for p in varying if p not in set(importance["parameter"])]
+ranked_params = ([p for p in importance["parameter"] if p in varying]
+                 + [p for p in varying if p not in set(importance["parameter"])])
 
 st.subheader("Top configurations")
-st.dataframe(tune.readable(filtered.sort_values(metric, ascending=ascending).head(10), results, [metric, *ranked_params]),
+st.dataframe(tune.readable(filtered.sort_values(metric, ascending=ascending).head(10), results,
+                           [metric, *ranked_params]),
              hide_index=True)
 st.caption("The metric in use first, then the parameters that matter most (below).")
 
@@ -130,7 +136,8 @@ with right:
     time_column = next((c for c in ("duration", "execution_time", "round_epochs") if c in filtered), None)
     if time_column:
         st.markdown(f"**{time_column} against {metric}**")
-        st.plotly_chart(px.scatter(filtered, x=time_column, y=metric, height=380, opacity=0.6), width="stretch", key="time")
+        st.plotly_chart(px.scatter(filtered, x=time_column, y=metric, height=380, opacity=0.6), width="stretch",
+                        key="time")
 
 if results.params:
     param = st.selectbox("Effect of one parameter", results.params,
@@ -139,7 +146,8 @@ if results.params:
 
 st.subheader("All configurations")
 st.dataframe(filtered, hide_index=True)
-st.download_button("Download the filtered rows (CSV)", filtered.to_csv(index=False), f"{Path(results.name).stem}-filtered.csv", "text/csv")
+st.download_button("Download the filtered rows (CSV)", filtered.to_csv(index=False),
+                   f"{Path(results.name).stem}-filtered.csv", "text/csv")
 
 st.subheader("Compare with another scan")
 other = choose_scan("Second scan", "other", default_index=1)
@@ -149,7 +157,8 @@ if other is not None and shared:
     if compared != metric:
         st.caption(f"{other.name} has no {metric}: the scans are compared on {compared}.")
     both = pd.concat([results.frame.assign(scan=results.name), other.frame.assign(scan=other.name)], ignore_index=True)
-    st.plotly_chart(px.histogram(both, x=compared, color="scan", barmode="overlay", histnorm="percent", nbins=40, height=320),
+    st.plotly_chart(px.histogram(both, x=compared, color="scan", barmode="overlay", histnorm="percent", nbins=40,
+                                 height=320),
                     width="stretch", key="compare-hist")
     for column, scan in zip(st.columns(2), (results, other)):
         top = scan.top(5, compared)
@@ -171,7 +180,8 @@ row = st.selectbox("Configuration", ranked.index[:50],
                    ", ".join(f"{p}={ranked.loc[i, p]}" for p in results.params[:6]))
 params = tune.configuration(results, row)
 st.json(params, expanded=False)
-took = next((f"{ranked.loc[row, c]:,.0f} s" for c in ("duration", "execution_time") if c in ranked and pd.notna(ranked.loc[row, c])), None)
+took = next((f"{ranked.loc[row, c]:,.0f} s" for c in ("duration", "execution_time")
+             if c in ranked and pd.notna(ranked.loc[row, c])), None)
 st.caption(f"Talos took {took} to train it in the scan (on that machine; training here also prepares the faces and "
            f"may stop early)." if took else f"About {params.get('epochs', 'the variant’s')} epochs; on 2 CPU cores "
            "an epoch of CK+ takes a few seconds for whole frames and up to half a minute for face crops.")

@@ -70,7 +70,8 @@ def metrics_table() -> pd.DataFrame:
     floor = registry.majority_guess(cards.values())
     percent = lambda key: f"{floor[key]:.1%}" if key in floor else ""  # noqa: E731
     rows.append({"model": "always the most frequent class", "CK+ 8 classes, by subject": percent("CK+ 8 classes"),
-                 "CK+ 7 emotions, by subject": percent("CK+ 7 emotions"), "emotion frames, 8-way": percent("CK+ 7 emotions"),
+                 "CK+ 7 emotions, by subject": percent("CK+ 7 emotions"),
+                 "emotion frames, 8-way": percent("CK+ 7 emotions"),
                  "CK+ 8 classes, by image": percent("CK+ 8 classes, image folds"),
                  "FER2013 PublicTest": percent("FER2013 PublicTest")})
     return pd.DataFrame(rows).fillna("")
@@ -81,7 +82,8 @@ st.dataframe(metrics_table(), hide_index=True, column_config={"model": st.column
 st.caption("By subject: 10-fold cross-validation where nobody appears in both training and test data (the honest "
            "number). By image: folds by image, as the study split, so one person's faces sit on both sides. "
            "95 % interval: where the pooled accuracy would likely fall with other subjects (a bootstrap over the "
-           "people, not the frames). 7 emotions: the 327 peak frames, argmax over the seven emotions (the neutral score is ignored, the usual "
+           "people, not the frames). 7 emotions: the 327 peak frames, argmax over the seven emotions (the neutral "
+           "score is ignored, the usual "
            "CK+ protocol); emotion frames, 8-way: the same frames as the app answers them, where \"neutral\" is wrong. "
            "The last row is the floor: always answering the test set's most frequent class (neutral on CK+'s "
            "8 classes, surprise on its emotions, happiness on FER2013). Latency: per face as served (mirror image "
@@ -92,7 +94,8 @@ if benchmarked:
     st.subheader("People it never saw")
     metric = st.radio("Number", ["accuracy", "macro_f1", "face_rate"], horizontal=True, key="cross-metric",
                       format_func={"accuracy": "Accuracy", "macro_f1": "Macro-F1", "face_rate": "Faces found"}.get)
-    titles = {cross_dataset.CKPLUS_COLUMN: "CK+ by subject (8 classes)", **{s.name: s.title for s in cross_dataset.SETS}}
+    titles = {cross_dataset.CKPLUS_COLUMN: "CK+ by subject (8 classes)",
+              **{s.name: s.title for s in cross_dataset.SETS}}
     table = cross_dataset.benchmark_table(benchmarked, metric).rename(columns=titles)
     st.dataframe(table.map(lambda v: "—" if pd.isna(v) else f"{v:.1%}").rename_axis("model").reset_index(),
                  hide_index=True, column_config={"model": st.column_config.TextColumn(pinned=True)})
@@ -105,7 +108,8 @@ if benchmarked:
     chosen = st.selectbox("How often each class is predicted, against its true share, on",
                           [s.name for s in cross_dataset.SETS], format_func=titles.get, key="cross-set")
     shares = [{"model": name, "class": c, "share": share} for name, card in benchmarked.items()
-              if chosen in card["cross_dataset"] for c, share in card["cross_dataset"][chosen]["predicted_share"].items()]
+              if chosen in card["cross_dataset"]
+              for c, share in card["cross_dataset"][chosen]["predicted_share"].items()]
     truth = next(card["cross_dataset"][chosen]["true_share"] for card in benchmarked.values()
                  if chosen in card["cross_dataset"])
     shares += [{"model": "true share", "class": c, "share": share} for c, share in truth.items()]
@@ -121,7 +125,8 @@ for name, card in cards.items():
                                "accuracy": result["classes_8"]["accuracy"]["mean"],
                                "std": result["classes_8"]["accuracy"]["std"]})
     if card.get("study_reported"):
-        split_rows.append({"model": name, "protocol": "study, as reported", "accuracy": card["study_reported"]["accuracy"], "std": 0})
+        split_rows.append({"model": name, "protocol": "study, as reported",
+                           "accuracy": card["study_reported"]["accuracy"], "std": 0})
 if split_rows:
     st.subheader("Subject split against image split")
     st.plotly_chart(px.bar(pd.DataFrame(split_rows), x="model", y="accuracy", color="protocol", barmode="group",
@@ -158,8 +163,8 @@ if evaluated:
         st.plotly_chart(figure, width="stretch", key=f"mixing-{name}")
         st.caption(f"The shipped network keeps {scan['share']:.0%} of what fine-tuning on CK+ changed (its weights are "
                    f"{scan['share']:g} x fine-tuned + {1 - scan['share']:g} x pretrained: weight mixing, WiSE-FT), the "
-                   f"{scan['criterion']}. CK+ out of fold; FER2013 on the {scan['fer2013_heldout_faces']:,} train faces "
-                   "pretraining held out.")
+                   f"{scan['criterion']}. CK+ out of fold; FER2013 on the {scan['fer2013_heldout_faces']:,} "
+                   "train faces pretraining held out.")
 
     st.subheader("Calibration (reliability)")
     reliability_rows = []
@@ -174,11 +179,14 @@ if evaluated:
         figure.add_shape(type="line", x0=0, y0=0, x1=1, y1=1, line=dict(dash="dot", color="grey"))
         st.plotly_chart(figure, width="stretch", key="reliability")
         st.caption("Out-of-fold CK+ probabilities as the app serves them (scaled by the model's temperature, if it "
-                   "has one: a single number that softens or sharpens every probability). emorec's temperature is fitted on these predictions and on FER2013 faces from the wild, "
+                   "has one: a single number that softens or sharpens every probability). emorec's temperature is "
+                   "fitted on these predictions and on FER2013 faces from the wild, "
                    "each half: posed CK+ faces alone would ask for sharper probabilities than photos from the wild "
-                   "bear, so on CK+ it errs towards modesty (the card gives both domains' errors). A calibrated model lies on the dotted diagonal: when it says 80 %, it is right 80 % of the "
+                   "bear, so on CK+ it errs towards modesty (the card gives both domains' errors). A calibrated "
+                   "model lies on the dotted diagonal: when it says 80 %, it is right 80 % of the "
                    "time. Calibration error (ECE: the mean gap between confidence and accuracy): " + ", ".join(
-                       f"{n} {c['ece_before']:.3f} → {c['ece_after']:.3f} with its temperature" if (c := cards[n].get("calibration"))
+                       f"{n} {c['ece_before']:.3f} → {c['ece_after']:.3f} with its temperature"
+                       if (c := cards[n].get("calibration"))
                        else f"{n} {r['ece']:.3f}" for n, r in evaluated.items()))
 
 histories = {name: model_history(name) for name in cards}
@@ -186,7 +194,8 @@ curves = [pd.DataFrame(h).assign(model=name) for name, h in histories.items() if
 if curves:
     st.subheader("Training curves (final models)")
     long = pd.concat(curves)
-    metric = st.radio("Curve", [c for c in ("accuracy", "loss", "val_accuracy", "val_loss") if c in long], horizontal=True)
+    metric = st.radio("Curve", [c for c in ("accuracy", "loss", "val_accuracy", "val_loss") if c in long],
+                      horizontal=True)
     st.plotly_chart(px.line(long, x="epoch", y=metric, color="model", markers=True, height=320), width="stretch",
                     key="curves")
     st.caption("Curves of the shipped models' last training run (emorec: its CK+ fine-tuning). Training accuracy "
@@ -197,10 +206,11 @@ st.caption("A zip or a folder in class-folder layout: happy/anna.jpg, sad/ben.pn
 upload = st.file_uploader("Zip of class folders", type=["zip"])
 folder = st.text_input("…or a folder on this machine", placeholder="/path/to/labelled/photos")
 whole_image = st.toggle("Photos are faces cropped already (classify each whole image)",
-                        help="Face detection needs some context around a face; tightly cropped faces (such as FER2013's) "
-                             "are best classified whole.")
+                        help="Face detection needs some context around a face; tightly cropped faces (such as "
+                             "FER2013's) are best classified whole.")
 names, _ = listed_models()
-inputs = ((upload.name, upload.size) if upload else None, folder, tuple(names), whole_image)  # results shown only while they answer these
+inputs = ((upload.name, upload.size) if upload else None, folder, tuple(names),
+          whole_image)  # results shown only while they answer these
 if not names:
     st.error("No usable model to evaluate: every model in models/ is unavailable (see the cards above).")
 elif (upload or folder) and st.button("Evaluate every model", type="primary"):
@@ -217,7 +227,8 @@ elif (upload or folder) and st.button("Evaluate every model", type="primary"):
                     yield item
                     bar.progress(done / total, text=f"{done} of {total} photos")
 
-            st.session_state["own-results"] = inputs, evaluate.evaluate_labelled(manifest, available, progress, whole_image)
+            st.session_state["own-results"] = inputs, evaluate.evaluate_labelled(manifest, available, progress,
+                                                                                 whole_image)
     except data.DatasetError as error:
         st.error(str(error))
 answered, results = st.session_state.get("own-results", (None, None))
@@ -231,4 +242,5 @@ if results is not None and answered == inputs:
     for column, (name, matrix) in in_grid(matrices):
         column.plotly_chart(plots.confusion_heatmap(matrix.to_numpy().tolist(), list(matrix.index), name),
                             width="stretch", key=f"own-{name}")
-    st.download_button("Download per-photo results (CSV)", results.to_csv(index=False), "emorec-evaluation.csv", "text/csv")
+    st.download_button("Download per-photo results (CSV)", results.to_csv(index=False), "emorec-evaluation.csv",
+                       "text/csv")

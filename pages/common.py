@@ -34,7 +34,8 @@ PAGES: tuple[PageInfo, ...] = (
     PageInfo("pages/1_dataset.py", "Dataset", "📊",
              "Statistics of an expression dataset: images, sequences and subjects per class, image sizes, samples."),
     PageInfo("pages/2_classify.py", "Classify", "🙂",
-             "Upload or take photos: every face found, cropped and classified by emorec, other models beside it if you like."),
+             "Upload or take photos: every face found, cropped and classified by emorec, other models beside it if "
+             "you like."),
     PageInfo("pages/3_live.py", "Live", "🎥",
              "Your webcam with faces and expressions drawn live (frames per second shown)."),
     PageInfo("pages/4_tuning.py", "Tuning", "🎛️",

@@ -35,7 +35,8 @@ def shoot(page, name: str, clip_to: str | None = None) -> None:
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     data_dir = SHARED_DATA / "ckplus"
-    with tempfile.TemporaryDirectory() as scratch, running_app(data_dir, Path(scratch) / "server.log") as app, browser_page() as page:
+    with (tempfile.TemporaryDirectory() as scratch, running_app(data_dir, Path(scratch) / "server.log") as app,
+          browser_page() as page):
         url = app.url
         page.set_viewport_size({"width": 1280, "height": 1800})  # Streamlit scrolls inside the page: make it tall
         photo = Path(scratch) / "astronaut.jpg"

@@ -99,7 +99,8 @@ def test_tuning_page_opens_the_shipped_scan_and_filters(monkeypatch, tmp_path):
     assert app.metric[0].value == "2,000"
     assert any("0.2048" in w.value for w in app.warning)  # the study's stuck runs are called out
     assert any(c.value.startswith("2,000 of 2,000") for c in app.caption)  # no filter left over from the other scan
-    assert any(c.value.startswith("About 30 epochs") for c in app.caption)  # what training one row costs (no durations in this table)
+    assert any(c.value.startswith("About 30 epochs")
+               for c in app.caption)  # what training one row costs (no durations in this table)
     app.multiselect(key="study-2019-full-frames.csv:filter-optimizer").set_value(["Adam"]).run()
     assert not app.exception
     assert any("of 2,000 configurations after filtering" in c.value and not c.value.startswith("2,000 of")
@@ -174,7 +175,8 @@ def test_compare_page_reads_the_shipped_cards(monkeypatch, tmp_path):
     app.switch_page("pages/5_compare.py").run()
     assert not app.exception
     table = app.dataframe[0].value
-    shipped = [name for name in registry.model_names() if "subject-kfold" in registry.read_card(name).get("evaluation", {})]
+    shipped = [name for name in registry.model_names()
+               if "subject-kfold" in registry.read_card(name).get("evaluation", {})]
     assert shipped, "no shipped model card holds a subject-grouped evaluation"
     for name in shipped:
         card = registry.read_card(name)

@@ -989,7 +989,8 @@ def test_a_file_that_cannot_be_read_is_an_image_error(monkeypatch, tmp_path):
     assert error.value.kind == "unreadable"
 
 
-@pytest.mark.parametrize("name, content", [("history.json", b"\xff\xfe[]"), ("cv-subject-kfold.csv", b"fold,\xff\xfe\n")],
+@pytest.mark.parametrize("name, content", [("history.json", b"\xff\xfe[]"),
+                                           ("cv-subject-kfold.csv", b"fold,\xff\xfe\n")],
                          ids=["history", "predictions"])
 def test_model_files_that_are_not_utf8_read_as_absent(tmp_path, name, content):
     (tmp_path / "m").mkdir()
@@ -1016,7 +1017,8 @@ def test_study_tables_optimizers_are_all_known():
 def test_cli_refuses_emorec_options_for_a_study_variant(capsys, tmp_path, command):
     code, _, err = run_main(capsys, command, "--variant", "baseline", "--data", tmp_path, "--fer", tmp_path,
                             "--fer-faces", "10")
-    assert code == 2 and "error: --fer, --fer-faces apply to --variant emorec only" in err and f"emorec {command}" in err
+    assert (code == 2 and "error: --fer, --fer-faces apply to --variant emorec only" in err
+            and f"emorec {command}" in err)
 
 
 def test_cli_refuses_a_protocol_emorec_is_not_evaluated_by(capsys, tmp_path):

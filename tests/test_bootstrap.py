@@ -48,4 +48,5 @@ def test_entry_point_then_tensorflow_and_webrtc_do_not_crash(entry):
         "import tensorflow, streamlit_webrtc; print('alive')"
     )
     result = run_python(code)
-    assert result.returncode == 0 and "alive" in result.stdout, f"{module}: exit {result.returncode}: {result.stderr[-2000:]}"
+    assert result.returncode == 0 and "alive" in result.stdout, (
+        f"{module}: exit {result.returncode}: {result.stderr[-2000:]}")

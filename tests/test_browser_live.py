@@ -58,6 +58,7 @@ def test_webcam_face_is_classified_while_streaming(tmp_path):
         first = frames_processed(page)
         time.sleep(6)
         assert frames_processed(page) > first, "the frame counter stopped"
-        assert not page.locator("[data-testid='stException']").count(), page.locator("[data-testid='stException']").all_inner_texts()
+        assert not page.locator("[data-testid='stException']").count(), (
+            page.locator("[data-testid='stException']").all_inner_texts())
         assert not page.errors, page.errors
     assert not server_errors(log), server_errors(log)

@@ -82,7 +82,8 @@ def test_one_photo_with_a_face(classify_page):
     summary, probabilities = [d.value for d in app.dataframe]
     assert list(probabilities.columns) == ["tiny", "tiny_whole (whole photo)"] and len(probabilities) == 8
     assert list(summary["model"]) == ["tiny", "tiny_whole"] and list(summary["whole photo"]) == [False, True]
-    assert (summary["photo"] == "astronaut.jpg").all() and (summary["face"] == 1).all() and (summary["upload"] == 1).all()
+    assert ((summary["photo"] == "astronaut.jpg").all() and (summary["face"] == 1).all()
+            and (summary["upload"] == 1).all())
     assert [b.label for b in app.get("download_button")] == ["Download (CSV)", "Download (JSON)"]
     assert not app.error
 

@@ -36,7 +36,8 @@ def test_benchmark_scores_every_set_and_records_it_in_the_card(tmp_path, data_ro
     result = cross_dataset.evaluate_cross_dataset("tiny", data_root, "cmd", models)
     sets = result["sets"]
     assert list(sets) == [spec.name for spec in cross_dataset.SETS] and result["skipped"] == {}
-    assert sets["fer2013-whole"]["images"] == 12 and sets["fer2013-whole"]["classes"] == ["neutral", "anger", "happiness"]
+    assert (sets["fer2013-whole"]["images"] == 12
+            and sets["fer2013-whole"]["classes"] == ["neutral", "anger", "happiness"])
     assert sets["ferplus-whole"]["images"] == 11  # the not-a-face majority left out
     assert sets["ferplus-whole"]["classes"] == ["neutral", "anger", "happiness"]  # contempt never won a vote
     assert sets["lfw-whole"]["images"] == sets["lfw-detect"]["images"] > 0
@@ -89,7 +90,8 @@ def test_cli_prints_the_benchmark_and_the_models_table(tmp_path, data_root, monk
     from emorec.predict import EmotionRecognizer
 
     monkeypatch.setattr("emorec.cli.MODELS_DIR", models)
-    for function in (registry.model_names, registry.read_card, registry.read_predictions, EmotionRecognizer.load.__func__):
+    for function in (registry.model_names, registry.read_card, registry.read_predictions,
+                     EmotionRecognizer.load.__func__):
         monkeypatch.setattr(function, "__defaults__", (models,))  # as EMOREC_MODELS would (see test_bad_input.cli_on)
 
     assert print_cross_dataset("tiny", data_root) == 0  # `evaluate --protocol cross-dataset` for a model in models/
@@ -107,7 +109,8 @@ def test_benchmark_on_the_real_sets_scores_the_shipped_model():
     from emorec.predict import EmotionRecognizer
 
     recognizer = EmotionRecognizer.load("emorec")
-    result = cross_dataset.benchmark(recognizer, root, sets=[s for s in cross_dataset.SETS if s.name == "london-detect"])
+    result = cross_dataset.benchmark(recognizer, root,
+                                     sets=[s for s in cross_dataset.SETS if s.name == "london-detect"])
     london = result["sets"]["london-detect"]
     card = registry.read_card("emorec")["cross_dataset"]["london-detect"]
     assert london["images"] == 204 and london["accuracy"] == card["accuracy"]  # the card's number reproduces

@@ -74,7 +74,8 @@ def test_official_ckplus_layout(tmp_path: Path):
 def test_fer2013_csv(tmp_path: Path):
     pixels = " ".join(["128"] * 48 * 48)
     csv = tmp_path / "fer2013.csv"
-    pd.DataFrame({"emotion": [3, 0, 6], "pixels": [pixels] * 3, "Usage": ["Training", "PublicTest", "Training"]}).to_csv(csv, index=False)
+    pd.DataFrame({"emotion": [3, 0, 6], "pixels": [pixels] * 3,
+                  "Usage": ["Training", "PublicTest", "Training"]}).to_csv(csv, index=False)
     manifest = data.load_dataset(csv)
     assert sorted(manifest["label"]) == ["anger", "happiness", "neutral"]
     assert set(manifest["split"]) == {"Training", "PublicTest"}
@@ -138,7 +139,8 @@ def file_with(path: Path, content: str | bytes) -> Path:
         (lambda p: p / "missing", "does not exist"),
         (lambda p: (p / "empty").mkdir() or p / "empty", "holds no dataset"),
         (lambda p: write_image(p / "one.png"), "is a file"),
-        (lambda p: file_with(p / "x.csv", b"\xff\xfe\x00garbage\x00\xff" * 50), "not a readable FER2013 CSV|not a FER2013 CSV"),
+        (lambda p: file_with(p / "x.csv", b"\xff\xfe\x00garbage\x00\xff" * 50),
+         "not a readable FER2013 CSV|not a FER2013 CSV"),
         (lambda p: file_with(p / "y.csv", ""), "not a readable FER2013 CSV"),
         (lambda p: file_with(p / "z.csv", "a,b\n1,2\n"), "missing column"),
         (lambda p: file_with(p / "w.csv", "emotion,pixels\n9,1 2 3\n"), "code 0..6; row 2"),
@@ -159,7 +161,8 @@ def test_bad_input_gives_a_clear_message(tmp_path: Path, make, message):
         return
     with pytest.raises(data.DatasetError, match=message) as error:
         data.load_dataset(where)
-    assert str(where.name)[:50] in str(error.value) or "does not exist" in str(error.value) or "row 2" in str(error.value)
+    assert (str(where.name)[:50] in str(error.value) or "does not exist" in str(error.value)
+            or "row 2" in str(error.value))
 
 
 def test_zip_and_labels_csv_errors(tmp_path: Path):

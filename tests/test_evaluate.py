@@ -45,10 +45,12 @@ def test_cross_fitted_calibration_error_does_not_flatter():
     folds = np.repeat([0, 1], 2000)
     probabilities = calibrated.copy()
     probabilities[folds == 0] = apply_temperature(calibrated[folds == 0], 1 / 3)  # fold 0 three times too sharp
-    in_sample = expected_calibration_error(apply_temperature(probabilities, fit_temperature(probabilities, labels)), labels)
+    in_sample = expected_calibration_error(apply_temperature(probabilities, fit_temperature(probabilities, labels)),
+                                           labels)
     # each fold gets the other's temperature: fold 0 stays too sharp, fold 1 turns too soft
     assert expected_calibration_error(cross_fitted(probabilities, labels, folds), labels) > in_sample
-    assert expected_calibration_error(cross_fitted(calibrated, labels, folds), labels) < 0.03  # alike folds: still calibrated
+    # alike folds: still calibrated
+    assert expected_calibration_error(cross_fitted(calibrated, labels, folds), labels) < 0.03
 
 
 def test_temperature_groups_weigh_alike_however_many_rows():
@@ -60,7 +62,8 @@ def test_temperature_groups_weigh_alike_however_many_rows():
         calibrated, labels = calibrated_probabilities(n, seed)
         return apply_temperature(calibrated, temperature), labels
 
-    (posed, posed_y), (wild, wild_y) = faces(500, 2.0, seed=1), faces(5000, 0.5, seed=2)  # too soft (wants T = 0.5), too sharp (T = 2)
+    # too soft (wants T = 0.5), too sharp (T = 2)
+    (posed, posed_y), (wild, wild_y) = faces(500, 2.0, seed=1), faces(5000, 0.5, seed=2)
     both, both_y = np.concatenate([posed, wild]), np.concatenate([posed_y, wild_y])
     pooled = fit_temperature(both, both_y)
     balanced = fit_temperature(both, both_y, np.repeat(["posed", "wild"], [500, 5000]))
@@ -133,5 +136,6 @@ def test_code_fingerprint_follows_code_not_docstrings():
 def test_every_recipe_has_a_training_code_fingerprint():
     from emorec import recipe, train
 
-    prints = {train.training_code(name) for name in ("baseline", "tuned_full", "tuned_mtcnn")} | {recipe.training_code()}
+    prints = ({train.training_code(name) for name in ("baseline", "tuned_full", "tuned_mtcnn")}
+              | {recipe.training_code()})
     assert len(prints) == 3  # the two tuned variants share their network and recipe

@@ -74,7 +74,8 @@ def test_paths_and_arrays(tmp_path):
     assert load_image(np.zeros((5, 6), np.uint8)).shape == (5, 6, 3)
     assert load_image(np.ones((5, 6, 1), np.float32)).max() == 255
     assert array_to_rgb(np.full((2, 2), 65535, np.uint16)).max() == 255
-    assert array_to_rgb(np.full((2, 2), 200, np.uint16)).max() == 1  # a dark 16-bit image stays dark, as viewers show it
+    # a dark 16-bit image stays dark, as viewers show it
+    assert array_to_rgb(np.full((2, 2), 200, np.uint16)).max() == 1
     assert to_model_input(load_image(path), (48, 48, 1)).shape == (48, 48, 1)
 
 
@@ -94,7 +95,8 @@ def damaged_tiff() -> bytes:
     """A TIFF whose StripOffsets tag (273) claims the RATIONAL type: Pillow raises TypeError."""
     data = bytearray(encoded(Image.new("RGB", (40, 30)), "TIFF"))
     for offset in range(8, len(data) - 12):
-        if data[offset:offset + 2] == (273).to_bytes(2, "little") and data[offset + 2:offset + 4] in (b"\x03\x00", b"\x04\x00"):
+        if (data[offset:offset + 2] == (273).to_bytes(2, "little")
+                and data[offset + 2:offset + 4] in (b"\x03\x00", b"\x04\x00")):
             data[offset + 2:offset + 4] = (5).to_bytes(2, "little")
             break
     return bytes(data)
@@ -110,7 +112,8 @@ BAD_INPUTS = {
     "missing-path": (lambda tmp: tmp / "nope.jpg", "missing"),
     "text": (lambda tmp: b"hello, this is not a picture\n" * 10, "not-an-image"),
     "html-as-jpg": (lambda tmp: b"<!doctype html><html><body>404</body></html>", "not-an-image"),
-    "random-bytes": (lambda tmp: np.random.default_rng(0).integers(0, 255, 4096, dtype=np.uint8).tobytes(), "not-an-image"),
+    "random-bytes": (lambda tmp: np.random.default_rng(0).integers(0, 255, 4096, dtype=np.uint8).tobytes(),
+                     "not-an-image"),
     "truncated-png": (lambda tmp: truncated("PNG"), "truncated"),
     "truncated-jpeg": (lambda tmp: truncated("JPEG"), "truncated"),
     "corrupt-png": (lambda tmp: corrupt_png(), "truncated"),

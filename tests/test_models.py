@@ -38,7 +38,7 @@ def test_builders_compile_and_fit_a_tiny_batch(name):
     assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
 
 
-DETERMINISTIC_FIT = """
+DETERMINISTIC_FIT = ("""
 import emorec, numpy as np
 from emorec.models import build
 from emorec.train import augmentation, compile_model, make_dataset, predict_probabilities, set_seed
@@ -49,8 +49,9 @@ for run in range(2):
     model = build("emorec")
     compile_model(model, "adamw", 1e-3)
     model.fit(make_dataset(x, y, 8, augmentation(), shuffle=True), epochs=2, shuffle=False, verbose=0)
-    print(float(sum(np.abs(w).sum() for w in model.get_weights())).hex(), float(predict_probabilities(model, x).sum()).hex())
 """
+                     "    print(float(sum(np.abs(w).sum() for w in model.get_weights())).hex(), "
+                     "float(predict_probabilities(model, x).sum()).hex())\n")
 
 
 def test_training_repeats_exactly_and_quietly():
@@ -108,7 +109,8 @@ def test_calibration_error():
     perfect = np.eye(4)
     assert evaluate.expected_calibration_error(perfect, np.arange(4)) == 0
     overconfident = np.array([[0.99, 0.01]] * 10)
-    assert evaluate.expected_calibration_error(overconfident, np.array([0] * 5 + [1] * 5)) == pytest.approx(0.49, abs=0.01)
+    assert evaluate.expected_calibration_error(overconfident, np.array([0] * 5 + [1] * 5)) == \
+        pytest.approx(0.49, abs=0.01)
 
 
 def test_headline_numbers_of_a_card():
@@ -137,7 +139,8 @@ def test_emotion_frames_scored_as_served_count_neutral_answers_wrong():
 
 def test_majority_guess_is_the_floor_from_class_supports():
     support = lambda **counts: {"per_class": {c: {"support": n} for c, n in counts.items()}}  # noqa: E731
-    cards = [{"evaluation": {"subject-kfold": {"classes_8": support(neutral=6, anger=2), "emotions_7": support(anger=2, fear=1)}}},
+    cards = [{"evaluation": {"subject-kfold": {"classes_8": support(neutral=6, anger=2),
+                                               "emotions_7": support(anger=2, fear=1)}}},
              {"evaluation": {"fer2013-publictest": support(happiness=1, sadness=3)}}]
     assert registry.majority_guess(cards) == {"CK+ 7 emotions": 0.6667, "CK+ emotion frames, 8-way": 0.6667,
                                               "CK+ 8 classes": 0.75, "FER2013 PublicTest": 0.75}
@@ -177,7 +180,8 @@ def test_folds_protocols(class_folder_dataset):
     image = list(evaluate.folds(manifest, "image-kfold", n_splits=3))
     assert len(subject) == len(image) == 3
     study_split = list(evaluate.folds(manifest, "image-kfold"))  # default: the study's 75/25 split, 4 times
-    assert len(study_split) == 4 and all(len(test) / len(manifest) == pytest.approx(0.25, abs=0.05) for _, test in study_split)
+    assert len(study_split) == 4 and all(len(test) / len(manifest) == pytest.approx(0.25, abs=0.05)
+                                         for _, test in study_split)
     with pytest.raises(ValueError, match="Unknown protocol"):
         list(evaluate.folds(manifest, "random", 3))
 
@@ -224,7 +228,8 @@ def test_temperature_softens_probabilities(tmp_path):
         (lambda f: (f / "model.keras").unlink(), "no model file"),
         (lambda f: (f / "model.keras").write_bytes(b"garbage"), "is damaged or incomplete"),
         (lambda f: (f / "card.json").write_text('{"name": "tiny"}'), "lacks classes, input_shape"),
-        (lambda f: (f / "card.json").write_text('{"classes": ["a", "b"], "input_shape": [48, 48, 1]}'), "does not match"),
+        (lambda f: (f / "card.json").write_text('{"classes": ["a", "b"], "input_shape": [48, 48, 1]}'),
+         "does not match"),
     ],
     ids=["no-card", "bad-card", "no-model", "corrupt-model", "incomplete-card", "mismatch"],
 )
@@ -281,11 +286,14 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path):
     assert missing_data.returncode == 2 and "does not exist" in missing_data.stderr
     for args, message in ((["tune", "--data", str(tmp_path), "--shard", "x/4"], "--shard must be"),
                           (["tune", "--data", str(tmp_path), "--rounds", "0"], "must be at least 1"),
-                          (["evaluate", "--variant", "baseline", "--data", str(tmp_path), "--folds", "1"], "at least 2 folds"),
-                          (["tune-merge", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o.csv")], "no such file"),
+                          (["evaluate", "--variant", "baseline", "--data", str(tmp_path), "--folds", "1"],
+                           "at least 2 folds"),
+                          (["tune-merge", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o.csv")],
+                           "no such file"),
                           (["stats", "/dev/null"], "is a file")):
         result = run_cli(*args, models_dir=tmp_path)
-        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
+        assert (result.returncode == 2 and message in result.stderr
+                and "Traceback" not in result.stderr), (args, result.stderr)
 
 
 @pytest.mark.data
@@ -385,7 +393,8 @@ def test_flip_averaging_is_the_mean_of_face_and_mirror():
 
     # A network that tells left from right: its answer for a face and for the mirror image differ.
     model = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(),
-                              keras.layers.Dense(8, activation="softmax", kernel_initializer=keras.initializers.RandomNormal(0, 0.01, seed=0))])
+                              keras.layers.Dense(8, activation="softmax",
+                                                 kernel_initializer=keras.initializers.RandomNormal(0, 0.01, seed=0))])
     card = {"classes": list(LABELS), "input_shape": [48, 48, 1]}
     crops = np.random.default_rng(1).integers(0, 255, (3, 48, 48, 1)).astype(np.float32)
     mirrored = np.flip(crops, axis=2)  # left-right: the width axis of (faces, height, width, channels)
@@ -405,12 +414,15 @@ def test_photo_result_rows_and_disagreements_per_face():
     faces = [Face((0, 0, 10, 10), 0.99, {}), Face((20, 0, 10, 10), 0.98, {})]
     group = PhotoResult(faces, {"crops": [said("happiness"), said("neutral")], "frame": [said("anger")] * 2},
                         False, frozenset({"frame"}))
-    assert group.disagreements(0) == {} and group.disagreements(1) == {}  # the frame model spoke of no face in particular
-    alone = PhotoResult(faces[:1], {"crops": [said("happiness")], "frame": [said("anger")]}, False, frozenset({"frame"}))
+    # the frame model spoke of no face in particular
+    assert group.disagreements(0) == {} and group.disagreements(1) == {}
+    alone = PhotoResult(faces[:1], {"crops": [said("happiness")], "frame": [said("anger")]},
+                        False, frozenset({"frame"}))
     assert alone.disagreements(0) == {"crops": "happiness", "frame": "anger"}
     rows = group.face_rows("party.jpg")
     assert [(r["face"], r["model"], r["predicted"], r["whole photo"]) for r in rows] == [
-        (1, "crops", "happiness", False), (1, "frame", "anger", True), (2, "crops", "neutral", False), (2, "frame", "anger", True)]
+        (1, "crops", "happiness", False), (1, "frame", "anger", True),
+        (2, "crops", "neutral", False), (2, "frame", "anger", True)]
     assert (rows[0]["x"], rows[0]["y"], rows[0]["width"], rows[0]["height"]) == (0, 0, 10, 10)
     assert rows[0]["confidence"] == 0.9 and rows[0]["happiness"] == 0.9 and rows[0]["status"] == "classified"
     assert PhotoResult([], {"crops": []}, False).face_rows("wall.jpg") == [

@@ -36,7 +36,8 @@ def test_weight_mixing_spans_pretrained_to_finetuned():
         for got, want in zip(recipe.mixed(pretrained, finetuned, share).get_weights(), expected.get_weights()):
             assert np.allclose(got, want)
     halfway = recipe.mixed(pretrained, finetuned, 0.5).get_weights()
-    assert all(np.allclose(h, (p + f) / 2) for h, p, f in zip(halfway, pretrained.get_weights(), finetuned.get_weights()))
+    assert all(np.allclose(h, (p + f) / 2)
+               for h, p, f in zip(halfway, pretrained.get_weights(), finetuned.get_weights()))
 
 
 def test_mixing_share_counts_posed_and_wild_faces_alike():
@@ -54,7 +55,8 @@ def test_mixing_share_counts_every_held_out_domain_alike_and_each_is_left_out_on
     assert recipe.choose_share(scan) == 0.5  # means .6875 .7825 .79 .77 .735
     held_out = recipe.leave_one_domain_out(scan)
     assert set(held_out) == {"posed", "fer2013_heldout", "lfw_validation", "london"}
-    assert held_out["posed"] == {"share": 0.25, "accuracy": 0.85, "best": 0.94}  # the wild alone prefers less fine-tuning
+    # the wild alone prefers less fine-tuning
+    assert held_out["posed"] == {"share": 0.25, "accuracy": 0.85, "best": 0.94}
     assert held_out["london"]["share"] == 0.5 and held_out["london"]["accuracy"] == 0.92
     assert recipe.leave_one_domain_out(scan[["share", "ckplus_8", "ckplus_7"]].assign(fer2013_heldout=np.nan)) == {}
 
@@ -105,12 +107,14 @@ def test_calibration_weighs_posed_and_wild_faces_alike():
     scan = recipe.MixingScan({}, [], np.zeros((0, 2)), {1.0: [wild, wild]})
     calibration = recipe.calibrate(scan, [1.0, 1.0], ckplus, ckplus_y, fold_of, wild_y)
     assert 0.8 < calibration["temperature"] < 1.9 and "each domain weighing half" in calibration["fitted_on"]
-    ckplus_only = recipe.calibrate(recipe.MixingScan({}, [], np.zeros((0, 2))), [1.0, 1.0], ckplus, ckplus_y, fold_of, wild_y)
+    ckplus_only = recipe.calibrate(recipe.MixingScan({}, [], np.zeros((0, 2))), [1.0, 1.0], ckplus, ckplus_y, fold_of,
+                                   wild_y)
     assert ckplus_only["temperature"] < 0.8 and "fer2013_heldout" not in ckplus_only  # without FER2013: CK+ alone
     # In the wild, the two-domain temperature is far more honest than the CK+ one would be.
     from emorec.evaluate import expected_calibration_error
 
-    ckplus_temperature_in_the_wild = expected_calibration_error(apply_temperature(wild, ckplus_only["temperature"]), wild_y)
+    ckplus_temperature_in_the_wild = expected_calibration_error(apply_temperature(wild, ckplus_only["temperature"]),
+                                                                wild_y)
     assert calibration["fer2013_heldout"]["ece_after"] < ckplus_temperature_in_the_wild / 2
     assert calibration["fer2013_heldout"]["ece_after"] < calibration["fer2013_heldout"]["ece_before"]
 
@@ -155,7 +159,8 @@ def test_transfer_data_labels_fer2013_by_ferplus_votes_and_adds_held_out_domains
     plain = recipe.load_finetune_data(None, wild_data_root / "fer2013" / "train")
     voted = recipe.load_finetune_data(None, wild_data_root / "fer2013" / "train", transfer=wild_data_root)
     assert plain.fer_labels == "FER2013" and plain.transfer == ()
-    assert voted.fer_labels == "FER+ majority vote" and len(voted.fer_y) + len(voted.fer_heldout_y) == 29  # one not-a-face
+    assert (voted.fer_labels == "FER+ majority vote"
+            and len(voted.fer_y) + len(voted.fer_heldout_y) == 29)  # one not-a-face
     assert [d.name for d in voted.transfer] == ["lfw_validation", "london"]
     london = voted.transfer[1]
     assert london.classes == ("neutral", "happiness") and list(london.found) == [True, False, True, False]
@@ -171,7 +176,8 @@ def test_pretraining_restart_continues_the_first_cycle(tmp_path, monkeypatch):
             write_image(tmp_path / "fer" / label / f"{label}_{i}.jpg", size=(48, 48))
     out = tmp_path / "pretrain"
     first = pretrain_fer(tmp_path / "fer", out, epochs=1, run_dir=tmp_path / "cycle1")
-    second = pretrain_fer(tmp_path / "fer", out, epochs=2, run_dir=tmp_path / "cycle2", restart_from=out / "pretrained.keras")
+    second = pretrain_fer(tmp_path / "fer", out, epochs=2, run_dir=tmp_path / "cycle2",
+                          restart_from=out / "pretrained.keras")
     history = json.loads((out / "history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2, 3]  # one history across both cycles
     shipped = keras.models.load_model(out / "pretrained.keras", compile=False)
@@ -200,7 +206,8 @@ def test_recipe_end_to_end(tmp_path, class_folder_dataset, monkeypatch):
 
     pretrain_fer(fer / "train", recipe.pretrained_path(models).parent, epochs=1, run_dir=tmp_path / "run")
     assert recipe.pretrained_path(models).exists()
-    summary = recipe.cross_validate_emorec(class_folder_dataset, ck48, fer / "train", "cmd", models, epochs=1, n_splits=2)
+    summary = recipe.cross_validate_emorec(class_folder_dataset, ck48, fer / "train", "cmd", models, epochs=1,
+                                           n_splits=2)
     assert summary["classes_8"]["folds"] == 2 and summary["extra_training_data"]["fer2013_slice"] == 27
     assert not summary["published"] and not (models / "emorec" / "card.json").exists()  # nothing shipped yet
     mixing = summary["weight_mixing"]
@@ -226,9 +233,11 @@ def test_recipe_end_to_end(tmp_path, class_folder_dataset, monkeypatch):
     assert card["evaluation"]["subject-kfold"]["weight_mixing"]["runs"] == run_dir.name  # its own recipe's numbers
     assert card["calibration"] == json.loads((run_dir / recipe.CV_RESULTS).read_text())["calibration"]
     assert (models / "emorec" / "cv-subject-kfold.csv").exists()
-    assert card["weight_mixing"] == mixing["share"] and "chosen by the subject-grouped" in card["training"]["weight_mixing"]
+    assert (card["weight_mixing"] == mixing["share"]
+            and "chosen by the subject-grouped" in card["training"]["weight_mixing"])
     assert "| 0.25 |" in (models / "emorec" / "card.md").read_text()  # the scan, readable
-    assert len(registry.training_images("emorec", models)) == 18 + 6 + 27  # CK+, CK+48, FER2013 without its held-out tenth
+    # CK+, CK+48, FER2013 without its held-out tenth
+    assert len(registry.training_images("emorec", models)) == 18 + 6 + 27
     holdout = evaluate.evaluate_holdout("emorec", fer / "validation", "cmd", models)
     assert holdout["images"] == 30 and holdout["classes"] == ["neutral", "anger", "happiness"]
     assert 0 <= holdout["ece"] <= 1 and 0 <= holdout["ece_without_temperature"] <= 1
@@ -246,9 +255,11 @@ def test_recipe_end_to_end(tmp_path, class_folder_dataset, monkeypatch):
     assert not other["published"] and (Path(other["run_dir"]) / recipe.CV_RESULTS).exists()
     assert registry.read_card("emorec", models) == shipped
     registry.update_card("emorec", {"calibration": {"stale": 1}}, models)  # as a card written by older code
-    again = recipe.cross_validate_emorec(class_folder_dataset, ck48, fer / "train", "again", models, epochs=1, n_splits=2)
+    again = recipe.cross_validate_emorec(class_folder_dataset, ck48, fer / "train", "again", models, epochs=1,
+                                         n_splits=2)
     assert again["published"] and again["weight_mixing"]["share"] == shipped["weight_mixing"]  # same folds, same choice
-    assert registry.read_card("emorec", models)["calibration"] == json.loads((run_dir / recipe.CV_RESULTS).read_text())["calibration"]
+    assert registry.read_card("emorec", models)["calibration"] == \
+        json.loads((run_dir / recipe.CV_RESULTS).read_text())["calibration"]
 
     # Shipping a recipe nobody cross-validated: no borrowed numbers, no borrowed temperature.
     card = recipe.ship_emorec(class_folder_dataset, ck48, fer / "train", "cmd", models, epochs=1, fer_faces=5)

@@ -11,16 +11,21 @@ from emorec import tune
 from emorec.config import SEED
 from tests.conftest import ROOT, shared_data
 
-TALOS2 = """start,end,duration,execution_time,round_epochs,loss,accuracy,val_loss,val_accuracy,lr,dropout,optimizer,neurons_layer_2,activation_1,_trial_id,_param_hash
-2026-11-20 10:00:00,2026-11-20 10:00:30,30.5,30.1,12,0.9,0.7,1.1,0.61,0.001,0.30000000000000004,Adam,64,relu,0,ab12
-2026-11-20 10:00:30,2026-11-20 10:01:10,40.0,39.8,15,0.8,0.75,1.0,0.66,0.0001,0.1,Nadam,128,elu,1,cd34
-2026-11-20 10:01:10,2026-11-20 10:01:40,30.0,29.9,10,1.9,0.2,2.0,0.125,0.001,0.5,SGD,64,tanh,2,ef56
-"""
+TALOS2 = ("start,end,duration,execution_time,round_epochs,loss,accuracy,val_loss,val_accuracy,lr,dropout,optimizer,"
+          "neurons_layer_2,activation_1,_trial_id,_param_hash\n"
+          "2026-11-20 10:00:00,2026-11-20 10:00:30,30.5,30.1,12,0.9,0.7,1.1,0.61,0.001,0.30000000000000004,Adam,"
+          "64,relu,0,ab12\n"
+          "2026-11-20 10:00:30,2026-11-20 10:01:10,40.0,39.8,15,0.8,0.75,1.0,0.66,0.0001,0.1,Nadam,"
+          "128,elu,1,cd34\n"
+          "2026-11-20 10:01:10,2026-11-20 10:01:40,30.0,29.9,10,1.9,0.2,2.0,0.125,0.001,0.5,SGD,"
+          "64,tanh,2,ef56\n")
 
-LEGACY = """,round_epochs,val_loss,val_accuracy,loss,accuracy,activation_1,batch_size,dropout,emb_output_dims,epochs,last_activation,loss,lr,optimizer
-0,30,1.95,0.0441,1.94,0.14,elu,256,0.30000000000000004,,30,softmax,categorical_crossentropy,5.000050000000001,<class 'keras.optimizers.Nadam'>
-1,6,1.93,0.2048,1.90,0.20,relu,512,0.1,,30,softmax,categorical_crossentropy,0.0001,<class 'keras.optimizers.optimizer_v2.gradient_descent.SGD'>
-"""
+LEGACY = (",round_epochs,val_loss,val_accuracy,loss,accuracy,activation_1,batch_size,dropout,emb_output_dims,epochs,"
+          "last_activation,loss,lr,optimizer\n"
+          "0,30,1.95,0.0441,1.94,0.14,elu,256,0.30000000000000004,,30,"
+          "softmax,categorical_crossentropy,5.000050000000001,<class 'keras.optimizers.Nadam'>\n"
+          "1,6,1.93,0.2048,1.90,0.20,relu,512,0.1,,30,"
+          "softmax,categorical_crossentropy,0.0001,<class 'keras.optimizers.optimizer_v2.gradient_descent.SGD'>\n")
 
 
 def test_talos2_output():
@@ -126,7 +131,8 @@ def test_study_tables(name, rows):
 def test_readable_tables_lead_with_the_chosen_columns_and_flag_collapsed_runs():
     results = tune.read_results(ROOT / "models" / "tuning" / "study-2019-full-frames.csv")
     shown = tune.readable(results.frame.head(3), results, ["val_loss", "lr", "optimizer"])
-    assert list(shown.columns[:3]) == ["val_loss", "lr", "optimizer"] and len(shown.columns) == len(results.frame.columns)
+    assert (list(shown.columns[:3]) == ["val_loss", "lr", "optimizer"]
+            and len(shown.columns) == len(results.frame.columns))
     stuck = results.frame[results.frame["val_accuracy"].round(4) == 0.2048].head(4)
     assert tune.collapsed(stuck, results, "val_accuracy") == 4  # the value 1,027 runs ended on
     assert tune.collapsed(results.top(5, "val_accuracy"), results, "val_accuracy") == 0  # the best runs learned
@@ -170,7 +176,8 @@ def test_scan_shards_resume_and_merge(tmp_path, class_folder_dataset):
         assert results.frame["val_balanced_accuracy"].between(0, 1).all() and "val_accuracy" in results.metrics
         assert {"activation_1", "optimizer", "patience"} <= set(results.params)
         tables.append(out)
-    again = tune.run_scan(class_folder_dataset, tables[0], "full", space, rounds=4, shard=(0, 2), work_dir=tmp_path / "work-0")
+    again = tune.run_scan(class_folder_dataset, tables[0], "full", space, rounds=4, shard=(0, 2),
+                          work_dir=tmp_path / "work-0")
     assert again == ("complete", 2)  # finished scan: resumed, nothing trained again
     assert os.environ.get("GIT_DIR") != "/nonexistent"  # hidden from Talos only, not from the rest of the process
     merged = tmp_path / "merged.csv"
@@ -210,7 +217,8 @@ def test_bad_search_space(tmp_path, content, message):
 
 def test_shipped_space_is_the_studys():
     params, settings = tune.load_space()
-    assert params["optimizer"] == ["Adam", "Nadam", "RMSprop", "SGD"] and params["neurons_layer_4"] == [32, 64, 128, 256]
+    assert (params["optimizer"] == ["Adam", "Nadam", "RMSprop", "SGD"]
+            and params["neurons_layer_4"] == [32, 64, 128, 256])
     assert settings["validation_subjects"] == 0.2
 
 
