@@ -145,7 +145,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"chosen: {summary['weight_mixing']['share']:g} x fine-tuned weights")
         for domain, held_out in summary["weight_mixing"]["leave_one_domain_out"].items():
             print(f"{domain} left out: share {held_out['share']:g} chosen by the others, accuracy there "
-                  f"{held_out['accuracy']:.1%} (best share: {held_out['best']:.1%})")
+                  f"{held_out['accuracy']:.1%} (the best any share scores there: {held_out['best']:.1%})")
     for key, title in (("classes_8", "8 classes"), ("emotions_7", "7 emotions")):
         acc, f1 = summary[key]["accuracy"], summary[key]["macro_f1"]
         print(f"{title}: accuracy {acc['mean']:.3f} ± {acc['std']:.3f}, macro-F1 {f1['mean']:.3f} ± {f1['std']:.3f}")
@@ -161,7 +161,8 @@ def print_cross_dataset(name: str, data_root: Path) -> int:
     from emorec.cross_dataset import evaluate_cross_dataset
 
     result = evaluate_cross_dataset(name, data_root, command_line(), MODELS_DIR, progress_bar(f"{name} cross-dataset", "set"))
-    table = pd.DataFrame([{"set": set_name, "images": r["images"], "faces found": r["face_rate"],
+    table = pd.DataFrame([{"set": set_name, "images": r["images"], "left out: trained on": r["left_out_trained_on"],
+                           "faces found": r["face_rate"],
                            "accuracy": r["accuracy"], "macro-F1": r["macro_f1"], "floor accuracy": r["floor"]["accuracy"],
                            "floor macro-F1": r["floor"]["macro_f1"]} for set_name, r in result["sets"].items()])
     print(table.to_string(index=False, float_format=lambda v: f"{v:.1%}"))
@@ -211,7 +212,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.cross_dataset:
         from emorec.cross_dataset import COLUMN_TITLES, benchmark_table
 
-        table = benchmark_table({card["name"]: card for card in cards}, args.metric).rename(columns=COLUMN_TITLES)
+        table = benchmark_table({card.get("name", "?"): card for card in cards}, args.metric).rename(columns=COLUMN_TITLES)
         table = table.rename_axis("model").reset_index()
     if table.empty:
         print("No models in models/.")

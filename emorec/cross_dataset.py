@@ -49,8 +49,11 @@ def fer2013_publictest(data_root: Path) -> pd.DataFrame:
 def ferplus_publictest(data_root: Path) -> pd.DataFrame:
     votes = read_ferplus(data_root / "ferplus" / "labels.csv")
     votes = votes[votes["split"] == "validation"]
-    majority = ferplus_majority(votes)
-    return pd.DataFrame({"path": votes["path"], "label": majority}).dropna().reset_index(drop=True)
+    paths = votes["path"].map(lambda p: str(data_root / p))
+    if not paths.map(lambda p: Path(p).is_file()).all():
+        raise DatasetError(f"{data_root / 'ferplus' / 'labels.csv'} holds votes for FER2013 PublicTest images that are "
+                           f"not under {data_root} (expected {data_root / 'fer2013' / 'validation'}).")
+    return pd.DataFrame({"path": paths, "label": ferplus_majority(votes)}).dropna().reset_index(drop=True)
 
 
 def lfw_validation(data_root: Path) -> pd.DataFrame:
@@ -94,16 +97,16 @@ def set_scores(labels: np.ndarray, predicted: np.ndarray, classes: list[str]) ->
 
 
 def floor_scores(labels: np.ndarray, classes: list[str]) -> dict:
-    """What answering the set's most frequent class for every photo scores."""
+    """What answering the set's most frequent class for every photo scores (``labels``: not empty)."""
     values, counts = np.unique(np.asarray(labels, object), return_counts=True)
     return {"answer": str(values[counts.argmax()]),
             **set_scores(labels, np.full(len(labels), values[counts.argmax()], object), classes)}
 
 
-def set_classes(manifest: pd.DataFrame, model_classes: tuple[str, ...]) -> list[str]:
-    """The classes a set is scored over: those its photos carry that the model knows, in ``LABELS`` order."""
+def set_classes(manifest: pd.DataFrame) -> list[str]:
+    """The classes a set is scored over: those its photos carry, in ``LABELS`` order."""
     present = set(manifest["label"])
-    return [c for c in LABELS if c in present and c in model_classes]
+    return [c for c in LABELS if c in present]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,19 +139,25 @@ def main_face_inputs(recognizer, manifest: pd.DataFrame, framing: str, detector=
 
 
 def set_predictions(recognizer, manifest: pd.DataFrame, framing: str, classes: list[str], detector=None) -> np.ndarray:
-    """Each photo's answer: the argmax over ``classes`` of the served probabilities, ``NO_FACE``
+    """Each photo's answer: the argmax over the ``classes`` the model knows of the served
+    probabilities (a class it lacks is never answered, so its photos count as wrong), ``NO_FACE``
     where no face was found."""
+    known = [c for c in classes if c in recognizer.classes]
     x, found = main_face_inputs(recognizer, manifest, framing, detector)
     probabilities = np.concatenate([recognizer.classify(x[i:i + 512]) for i in range(0, len(x), 512)])
-    columns = [recognizer.classes.index(c) for c in classes]
-    answers = np.array(classes, object)[probabilities[:, columns].argmax(axis=1)]
+    columns = [recognizer.classes.index(c) for c in known]
+    answers = np.array(known, object)[probabilities[:, columns].argmax(axis=1)]
     return np.where(found, answers, NO_FACE)
 
 
 def benchmark(recognizer, data_root: Path, sets: Iterable[BenchmarkSet] = SETS, detector=None,
-              progress: Callable[[Iterable], Iterable] = iter) -> dict:
-    """Scores of ``recognizer`` on every set found under ``data_root``, with each set's floor;
-    a set that is absent is listed under ``skipped`` with the reason."""
+              progress: Callable[[Iterable], Iterable] = iter, trained_on: frozenset[str] | None = None) -> dict:
+    """Scores of ``recognizer`` on every set found under ``data_root``, with each set's floor (on the
+    whole set). Photos the model trained on (``trained_on``: content digests; FER2013 PublicTest
+    repeats some FER2013 train faces) are left out and counted. A set that is absent or empty is
+    listed under ``skipped`` with the reason."""
+    from emorec.data import image_digests
+
     results, skipped = {}, {}
     for spec in progress(list(sets)):
         try:
@@ -156,13 +165,19 @@ def benchmark(recognizer, data_root: Path, sets: Iterable[BenchmarkSet] = SETS, 
         except DatasetError as error:
             skipped[spec.name] = str(error)
             continue
-        classes = set_classes(manifest, recognizer.classes)
+        classes = set_classes(manifest)
+        floor = floor_scores(manifest["label"].to_numpy(object), classes)
+        seen = (pd.Series(image_digests(manifest)).isin(trained_on).to_numpy() if trained_on
+                else np.zeros(len(manifest), bool))
+        manifest = manifest[~seen].reset_index(drop=True)
+        if manifest.empty:
+            skipped[spec.name] = f"{spec.location}: no photo the model did not train on."
+            continue
         labels = manifest["label"].to_numpy(object)
-        keep = np.isin(labels, classes)
-        manifest, labels = manifest[keep].reset_index(drop=True), labels[keep]
         predicted = set_predictions(recognizer, manifest, spec.framing, classes, detector)
         results[spec.name] = {"title": spec.title, "framing": spec.framing, "classes": classes,
-                              **set_scores(labels, predicted, classes), "floor": floor_scores(labels, classes)}
+                              **set_scores(labels, predicted, classes), "left_out_trained_on": int(seen.sum()),
+                              "floor": floor}
     return {"sets": results, "skipped": skipped}
 
 
@@ -172,9 +187,11 @@ def evaluate_cross_dataset(name: str, data_root: Path, command: str, models_dir:
     from emorec import registry
     from emorec.predict import EmotionRecognizer
 
-    result = benchmark(EmotionRecognizer.load(name, models_dir), Path(data_root), progress=progress)
+    result = benchmark(EmotionRecognizer.load(name, models_dir), Path(data_root), progress=progress,
+                       trained_on=registry.training_images(name, models_dir))
     if not result["sets"]:
-        raise DatasetError(f"{data_root} holds none of the benchmark's sets ({', '.join(s.location for s in SETS)}).")
+        locations = ", ".join(dict.fromkeys(s.location for s in SETS))
+        raise DatasetError(f"{data_root} holds none of the benchmark's sets ({locations}).")
     registry.update_card(name, {"cross_dataset": {**result["sets"], "command": command}}, models_dir)
     return result
 
@@ -190,13 +207,14 @@ COLUMN_TITLES = {CKPLUS_COLUMN: "CK+ by subject", "fer2013-whole": "FER2013 Publ
 
 
 def ckplus_headline(card: dict) -> dict | None:
-    """CK+ by subject (8 classes, pooled) from the card's cross-validation, as a benchmark set's
-    scores, with its floor (from the class counts it was scored on)."""
+    """CK+ by subject (8 classes, mean over the folds, as every other table gives it) from the card's
+    cross-validation, as a benchmark set's scores, with its floor (from the class counts it was
+    scored on)."""
     scores = card.get("evaluation", {}).get("subject-kfold", {}).get("classes_8")
     if not scores:
         return None
     labels = np.repeat(list(scores["per_class"]), [int(c["support"]) for c in scores["per_class"].values()])
-    return {"accuracy": scores["accuracy"]["pooled"], "macro_f1": scores["macro_f1"]["pooled"], "face_rate": 1.0,
+    return {"accuracy": scores["accuracy"]["mean"], "macro_f1": scores["macro_f1"]["mean"], "face_rate": 1.0,
             "floor": floor_scores(labels, list(scores["per_class"]))}
 
 

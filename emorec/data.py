@@ -398,13 +398,17 @@ def extract_zip(data: bytes, destination: Path, max_bytes: int = MAX_ZIP_BYTES) 
 # Faces from the wild: FER+ votes, and the people of LFW expressions and the London set
 
 FERPLUS_EXTRA = ("unknown", "NF")  # FER+ votes that are not an expression: unsure, not a face
-LFW_VALIDATION_SHARE = 0.3  # people of LFW expressions kept for validation only (never trained on)
+LFW_VALIDATION_PEOPLE = Path(__file__).parent / "splits" / "lfw-validation-people.txt"
+FERPLUS_MIN_MATCHED = 0.5  # FER+ votes must label at least this share of the FER2013 images given
 
 
 def read_ferplus(labels_csv: str | Path) -> pd.DataFrame:
-    """FER+ votes (``ferplus/labels.csv``): one row per FER2013 JPEG with its absolute ``path``,
-    ``split`` and ten annotators' votes per class (columns in ``LABELS`` order, then unknown, NF)."""
+    """FER+ votes (``ferplus/labels.csv``): one row per FER2013 JPEG with its ``path`` (relative to
+    the data folder above ``ferplus/``, e.g. ``fer2013/train/angry/x.jpg``), ``split`` and ten
+    annotators' votes per class (columns in ``LABELS`` order, then unknown, NF)."""
     labels_csv = Path(labels_csv)
+    if not labels_csv.is_file():
+        raise DatasetError(f"{labels_csv} does not exist: the FER+ votes are ferplus/labels.csv of the data folder.")
     try:
         table = pd.read_csv(labels_csv)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
@@ -412,30 +416,51 @@ def read_ferplus(labels_csv: str | Path) -> pd.DataFrame:
     missing = {"path", "split", *LABELS, *FERPLUS_EXTRA} - set(table.columns)
     if missing:
         raise DatasetError(f"{labels_csv} is not a FER+ votes file: missing column(s) {', '.join(sorted(missing))}.")
-    root = labels_csv.resolve().parent.parent  # paths are relative to the data folder above ferplus/
-    table["path"] = [str(root / p) for p in table["path"]]
     return table[["path", "split", *LABELS, *FERPLUS_EXTRA]]
+
+
+def ferplus_key(path: str | Path) -> str:
+    """What joins a FER2013 image to its FER+ votes: its split, class folder and file name
+    (``train/angry/Training_1.jpg``), wherever the FER2013 folder lies."""
+    return "/".join(Path(path).parts[-3:])
+
+
+def ferplus_votes_for(manifest: pd.DataFrame, labels_csv: str | Path) -> pd.DataFrame:
+    """The FER+ votes of each FER2013 image of ``manifest``, row for row (NaN where FER+ has none:
+    faces it dropped). ``DatasetError`` when the votes label too few of the images: the votes and
+    the images given are not of the same FER2013."""
+    votes = read_ferplus(labels_csv)
+    matched = votes.set_index(votes["path"].map(ferplus_key)).reindex(manifest["path"].map(ferplus_key))
+    share = matched["split"].notna().mean() if len(matched) else 0.0
+    if share < FERPLUS_MIN_MATCHED:
+        raise DatasetError(f"{labels_csv} labels only {share:.0%} of the {len(manifest):,} FER2013 images given: "
+                           "the votes are for another FER2013 folder (expected paths like fer2013/train/<class>/<file>).")
+    return matched.reset_index(drop=True)
 
 
 def ferplus_targets(votes: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Soft targets (each face's votes over the eight classes, summing to 1) and a mask of the faces
-    an expression won (faces whose most votes went to unknown or not-a-face are left out)."""
-    expression = votes[list(LABELS)].to_numpy(float)
-    keep = expression.max(axis=1) > votes[list(FERPLUS_EXTRA)].to_numpy(float).max(axis=1)
+    an expression won (faces whose most votes went to unknown or not-a-face, or without votes, are
+    left out)."""
+    expression = votes[list(LABELS)].fillna(0).to_numpy(float)
+    keep = expression.max(axis=1) > votes[list(FERPLUS_EXTRA)].fillna(0).to_numpy(float).max(axis=1)
     return expression / np.maximum(expression.sum(axis=1, keepdims=True), 1), keep
 
 
 def ferplus_majority(votes: pd.DataFrame) -> pd.Series:
-    """Each face's majority label among the eight classes (ties: the first in ``LABELS``), as FER+
-    is scored; None where unknown or not-a-face won."""
+    """Each face's label by FER+'s votes as FER+ is scored: the class with the most votes among the
+    eight (ties: the first in ``LABELS``); None where unknown or not-a-face won."""
     targets, keep = ferplus_targets(votes)
     return pd.Series(np.where(keep, np.array(LABELS)[targets.argmax(axis=1)], None), index=votes.index)
 
 
 def person_of(path: str | Path) -> str:
-    """The person in an LFW-style file name (``Aaron_Peirsol_0002.jpg`` -> ``Aaron_Peirsol``); a
-    name without a trailing number (the London set's ``012.jpg``) is its own person."""
+    """The person in an LFW-style file name (``Aaron_Peirsol_0002.jpg`` -> ``Aaron_Peirsol``); the
+    unnamed ``facial-expressions_2868588k`` photos count as one person; a name without a trailing
+    number (the London set's ``012.jpg``) is its own person."""
     stem = Path(path).stem
+    if stem.startswith("facial-expressions_"):
+        return "facial-expressions"
     return re.sub(r"_\d+$", "", stem) or stem
 
 
@@ -445,11 +470,16 @@ def with_people(manifest: pd.DataFrame) -> pd.DataFrame:
                                                              manifest["path"].map(person_of)))
 
 
-def lfw_split(manifest: pd.DataFrame, validation: float = LFW_VALIDATION_SHARE,
-              seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
-    """Train/validation positions of LFW expressions grouped by person: the same people are held
-    out on every machine, for validation only."""
-    from sklearn.model_selection import GroupShuffleSplit
+def lfw_validation_people(path: Path = LFW_VALIDATION_PEOPLE) -> frozenset[str]:
+    """The LFW people kept for validation, as drawn once and kept (``emorec/splits``)."""
+    lines = path.read_text().splitlines()
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
 
-    splitter = GroupShuffleSplit(n_splits=1, test_size=validation, random_state=seed)
-    return next(splitter.split(manifest, manifest["label"], with_people(manifest)["subject"]))
+
+def lfw_split(manifest: pd.DataFrame, validation_people: frozenset[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Train/validation positions of LFW expressions by person: ``validation_people`` (default: the
+    kept list, ``lfw_validation_people``) are held out for validation only, everyone else may train.
+    A fixed list, so adding or removing photos never moves a person across."""
+    people = with_people(manifest)["subject"].to_numpy()
+    held_out = np.isin(people, list(lfw_validation_people() if validation_people is None else validation_people))
+    return np.flatnonzero(~held_out), np.flatnonzero(held_out)

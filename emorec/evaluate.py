@@ -288,10 +288,9 @@ def score_labelled(results: pd.DataFrame, models_dir: Path | None = None) -> tup
     counts such photos as wrong, so a model cannot look better by finding fewer faces;
     ``accuracy_on_faces``, the macro-F1 and the matrices cover the photos where it found one.
     With ``models_dir`` and a ``digest`` per row, ``seen_in_training`` counts the photos each model
-    trained on (``registry.training_images``): a score on those says nothing about new people.
+    trained on (``registry.training_images``; None when the model recorded nothing): a score on
+    those says nothing about new people.
     """
-    from emorec.registry import training_images
-
     columns = ["model", "photos", "faces_found", "accuracy", "accuracy_on_faces", "macro_f1", "seen_in_training"]
     if not {"photo", "model", "expected", "predicted"} <= set(results.columns):
         return pd.DataFrame(columns=columns), {}
@@ -310,11 +309,19 @@ def score_labelled(results: pd.DataFrame, models_dir: Path | None = None) -> tup
                         "accuracy_on_faces": round(correct / len(found), 4) if len(found) else None,
                         "macro_f1": round(float(f1_score(found["expected"], found["predicted"], labels=present,
                                                          average="macro", zero_division=0)), 4) if len(found) else None,
-                        "seen_in_training": int(rows["digest"].isin(training_images(model, models_dir)).sum())
-                        if models_dir is not None and "digest" in rows else None})
+                        "seen_in_training": seen_in_training(rows, model, models_dir)})
         matrices[model] = pd.DataFrame(matrix, index=pd.Index(present, name="expected"),
                                        columns=pd.Index(present, name="predicted"))
     return pd.DataFrame(summary, columns=columns), matrices
+
+
+def seen_in_training(rows: pd.DataFrame, model: str, models_dir: Path | None) -> int | None:
+    """How many of a model's result ``rows`` are photos it trained on (by their ``digest``); None
+    when that cannot be known."""
+    from emorec.registry import training_images
+
+    seen = training_images(model, models_dir) if models_dir is not None and "digest" in rows else None
+    return None if seen is None else int(rows["digest"].isin(seen).sum())
 
 
 def reliability(predictions: pd.DataFrame, bins: int = 10) -> pd.DataFrame:

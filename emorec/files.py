@@ -41,9 +41,10 @@ def write_digests(path: Path, digests: Iterable[str]) -> None:
         tmp.write_bytes(gzip.compress("\n".join(sorted(set(digests))).encode(), mtime=0))
 
 
-def read_digests(path: Path) -> frozenset[str]:
-    """The digests ``write_digests`` wrote; empty when the file is absent or unreadable."""
+def read_digests(path: Path) -> frozenset[str] | None:
+    """The digests ``write_digests`` wrote; None when the file is absent or unreadable (unknown,
+    which is not the same as none)."""
     try:
         return frozenset(gzip.decompress(path.read_bytes()).decode().split())
     except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile):
-        return frozenset()
+        return None

@@ -27,11 +27,11 @@ import pandas as pd
 from emorec.config import (FER_SLICE, FINETUNE_BATCH, FINETUNE_EPOCHS, FINETUNE_LEARNING_RATE, LABELS, NOT_SURE_BELOW,
                            PROBE_EPOCHS, PROBE_LEARNING_RATE, SEED)
 from emorec.crops import cached_model_inputs
-from emorec.data import label_indices, load_dataset
+from emorec.data import image_digests, label_indices, load_dataset
 from emorec.files import atomic_write_text
 from emorec.models import VARIANTS
 from emorec.train import (augmentation, class_weights, compile_model, fer_holdout_split, fit, make_dataset,
-                          predict_probabilities, set_seed, variant_inputs)
+                          predict_probabilities, set_seed, variant_inputs, without_copies)
 
 INPUT_SHAPE = VARIANTS["emorec"].input_shape
 MIXING_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)  # share of the fine-tuned weights (0 = pretrained, 1 = fine-tuned)
@@ -63,8 +63,7 @@ def held_out_domains(data_root: Path) -> tuple[HeldOutDomain, ...]:
     for name, read in (("lfw_validation", lfw_validation), ("london", london)):
         manifest = read(data_root)
         x, found = face_crops(manifest, INPUT_SHAPE, VARIANTS["emorec"].margin)
-        domains.append(HeldOutDomain(name, x, label_indices(manifest["label"]), found,
-                                     tuple(set_classes(manifest, LABELS))))
+        domains.append(HeldOutDomain(name, x, label_indices(manifest["label"]), found, tuple(set_classes(manifest))))
     return tuple(domains)
 
 
@@ -88,15 +87,14 @@ class FineTuneData:
 
 
 def fer_labels(fer: pd.DataFrame, data_root: Path | None) -> tuple[np.ndarray, np.ndarray, str]:
-    """FER2013 train's label indices and which faces have one: FER+'s majority vote when
-    ``data_root`` holds ``ferplus/labels.csv``, else FER2013's own labels."""
+    """FER2013 train's label indices and which faces have one: without ``data_root``, FER2013's own
+    labels; with it, FER+'s majority vote from its ``ferplus/labels.csv`` (``DatasetError`` when
+    that file is missing or labels another FER2013)."""
     if data_root is None:
         return label_indices(fer["label"]), np.ones(len(fer), bool), "FER2013"
-    from emorec.data import ferplus_majority, read_ferplus
+    from emorec.data import ferplus_majority, ferplus_votes_for
 
-    votes = read_ferplus(data_root / "ferplus" / "labels.csv").set_index("path")
-    majority = ferplus_majority(votes.reset_index()).set_axis(votes.index)
-    labels = fer["path"].map(lambda p: str(Path(p).resolve())).map(majority)
+    labels = ferplus_majority(ferplus_votes_for(fer, data_root / "ferplus" / "labels.csv"))
     known = labels.notna().to_numpy()
     return np.array([LABELS.index(label) if ok else -1 for label, ok in zip(labels, known)], np.int32), known, \
         "FER+ majority vote"
@@ -115,6 +113,7 @@ def load_finetune_data(ck48_dir: Path | None, fer_train_dir: Path | None, fer_fa
         fer = load_dataset(fer_train_dir)
         x = cached_model_inputs(fer, INPUT_SHAPE, face_crop=False)
         fit_rows, held_out = fer_holdout_split(label_indices(fer["label"]))  # the split stage 1 made
+        held_out = without_copies(held_out, fit_rows, image_digests(fer))
         y, known, labels_from = fer_labels(fer, transfer)
         fit_rows, held_out = fit_rows[known[fit_rows]], held_out[known[held_out]]
         fer_rows = np.random.default_rng(SEED).permutation(fit_rows)[:fer_faces]
@@ -301,7 +300,7 @@ def mixing_scan(pretrained: Path, folds: list[tuple[Path, np.ndarray]], x: np.nd
     rows) with the pretrained ones at every share of ``MIXING_GRID``, and measure."""
     base = keras.models.load_model(pretrained, compile=False)
     finetuned, model = keras.models.clone_model(base), keras.models.clone_model(base)
-    fer_classes = tuple(LABELS[i] for i in np.unique(extra.fer_heldout_y))  # argmax without contempt
+    fer_classes = tuple(LABELS[i] for i in np.unique(extra.fer_heldout_y))  # argmax over the labels present
     probabilities = {share: [] for share in MIXING_GRID}
     fer_probabilities = {share: [] for share in MIXING_GRID}
     fer_accuracy = np.full((len(MIXING_GRID), len(folds)), np.nan)
@@ -397,21 +396,21 @@ def pretrained_faces(models_dir: Path) -> int:
 
 
 def emorec_training_images(ckplus: pd.DataFrame, ck48_dir: Path | None, fer_train_dir: Path | None,
-                           transfer: Path | None, models_dir: Path) -> list[str]:
+                           models_dir: Path) -> list[str]:
     """The content digests of every image emorec trained on, in any stage: CK+ and CK+48 (stage 2),
-    FER2013 train without its held-out tenth (stages 1, 1b and 2's slice) and, when stage 1b made the
-    network, LFW expressions' training people."""
-    from emorec.data import image_digests, lfw_split
-
+    FER2013 train without its held-out tenth (stages 1 and 2's slice) and, when stage 1b made the
+    network, what stage 1b recorded (its FER+ faces and LFW's training people)."""
     digests = image_digests(ckplus)
     if ck48_dir is not None:
         digests += image_digests(load_dataset(ck48_dir))
     if fer_train_dir is not None:
         fer = load_dataset(fer_train_dir)
         digests += image_digests(fer.iloc[fer_holdout_split(label_indices(fer["label"]))[0]])
-    if transfer is not None and "stage_1b" in pretraining(models_dir):
-        lfw = load_dataset(transfer / "lfw_expressions")
-        digests += image_digests(lfw.iloc[lfw_split(lfw)[0]])
+    if pretrained_path(models_dir) == wild_path(models_dir):  # stage 1b recorded its own
+        from emorec.files import read_digests
+        from emorec.wild import training_images_path
+
+        digests += read_digests(training_images_path(wild_path(models_dir))) or []
     return digests
 
 
@@ -557,14 +556,14 @@ def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | N
     model = mixed(keras.models.load_model(pretrained_path(models_dir), compile=False), finetuned, share)
     out = models_dir / "emorec"
     save_model(model, out / registry.MODEL_FILE)
-    registry.write_training_images("emorec", emorec_training_images(manifest, ck48_dir, fer_train_dir, transfer, models_dir),
+    registry.write_training_images("emorec", emorec_training_images(manifest, ck48_dir, fer_train_dir, models_dir),
                                    models_dir)
     atomic_write_text(out / "history.json", (runs / "final" / "history.json").read_text())
     # The old model's numbers go (PublicTest is measured again on the new one); this recipe's
     # cross-validation comes in, else the card says it has none and serves uncalibrated (T = 1).
     (out / CV_PREDICTIONS).unlink(missing_ok=True)
     registry.update_card("emorec", {"evaluation": {"subject-kfold": None, "fer2013-publictest": None},
-                                    "calibration": None, "temperature": 1.0}, models_dir)
+                                    "cross_dataset": None, "calibration": None, "temperature": 1.0}, models_dir)
     if cross_validated:
         publish_cross_validation(runs, models_dir)
     variant = VARIANTS["emorec"]

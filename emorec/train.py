@@ -239,6 +239,14 @@ def fer_holdout_split(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return train_test_split(np.arange(len(y)), test_size=0.1, stratify=y, random_state=SEED)
 
 
+def without_copies(rows: np.ndarray, of_rows: np.ndarray, digests: list[str]) -> np.ndarray:
+    """The ``rows`` whose image has no byte-identical copy among ``of_rows`` (``digests``: each
+    image's ``files.content_digest``): FER2013 repeats faces under other names, and a held-out face
+    must not be one that was trained on."""
+    digests = np.asarray(digests)
+    return rows[~np.isin(digests[rows], digests[of_rows])]
+
+
 def pretrain_fer(fer_train_dir: Path, out_dir: Path, epochs: int = PRETRAIN_EPOCHS, batch_size: int | None = None,
                  run_dir: Path | None = None, restart_from: Path | None = None) -> keras.Model:
     """emorec stage 1: learn faces in the wild on FER2013 train (10 % held out to watch the run;
@@ -325,6 +333,7 @@ def train_final(name: str, data_dir: Path, command: str, epochs: int | None = No
     atomic_write_text(out / "history.json", (run_dir / "history.json").read_text())
     registry.update_card(name, {
         "evaluation": {"fer2013-publictest": None},  # measured on the old model: run again on this one
+        "cross_dataset": None,
         "quantization": "Dense kernels int8 (keras quantize), convolutions float32" if variant.quantize_dense else None,
         "description": variant.description,
         "variant": name,

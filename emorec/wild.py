@@ -28,10 +28,10 @@ from keras import layers
 from emorec.config import CACHE_DIR, LABELS, SEED, WILD_EPOCHS, WILD_LEARNING_RATE, WILD_LFW_SHARE, WILD_STEPS
 from emorec.crops import cached_model_inputs
 from emorec.cross_dataset import face_crops
-from emorec.data import ferplus_targets, image_digests, label_indices, lfw_split, load_dataset, read_ferplus
+from emorec.data import ferplus_targets, ferplus_votes_for, image_digests, label_indices, lfw_split, load_dataset
 from emorec.files import atomic_write_text, write_digests
 from emorec.models import VARIANTS
-from emorec.train import augmentation, fer_holdout_split, fit, save_model, set_seed
+from emorec.train import augmentation, fer_holdout_split, fit, save_model, set_seed, without_copies
 
 VARIANT = VARIANTS["emorec"]
 BATCH = 128
@@ -105,18 +105,14 @@ def one_hot(labels: pd.Series) -> np.ndarray:
 
 def ferplus_domains(ferplus_csv: Path, fer_train_dir: Path) -> tuple[Domain, Domain]:
     """FER2013 train's faces with their FER+ votes: the part stage 1 trained on, and the held-out
-    tenth stage 1 never saw (for validation); faces FER+ did not match, or called unknown or not a
-    face, are left out."""
+    tenth stage 1 never saw (for validation; without the copies of training faces FER2013 holds);
+    faces FER+ did not match, or called unknown or not a face, are left out."""
     manifest = load_dataset(fer_train_dir)
     x = cached_model_inputs(manifest, VARIANT.input_shape, face_crop=False)
-    fit_rows, held_out = fer_holdout_split(label_indices(manifest["label"]))
-    votes = read_ferplus(ferplus_csv).set_index("path")
-    matched = votes.reindex(manifest["path"].map(lambda p: str(Path(p).resolve())))
-    present = matched["split"].notna().to_numpy()
-    targets, expression = ferplus_targets(matched.fillna(0))
-    usable = present & expression
-
     digests = np.array(image_digests(manifest))
+    fit_rows, held_out = fer_holdout_split(label_indices(manifest["label"]))
+    held_out = without_copies(held_out, fit_rows, digests)
+    targets, usable = ferplus_targets(ferplus_votes_for(manifest, ferplus_csv))
 
     def domain(name: str, rows: np.ndarray) -> Domain:
         rows = rows[usable[rows]]

@@ -76,8 +76,9 @@ def class_folder_dataset(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def wild_data_root(tmp_path_factory) -> Path:
     """A tiny ../shared/data: FER2013 train and validation (three classes, 10 and 4 faces each) with
-    FER+ votes (one face per split voted not-a-face), LFW expressions of 12 people (noise: no face
-    to find) and a London set whose first person is a real face (scikit-image's astronaut)."""
+    FER+ votes (one face per split voted not-a-face), LFW expressions of 12 people, 4 of them on the
+    kept validation list (noise: no face to find) and a London set whose first person is a real face
+    (scikit-image's astronaut)."""
     import csv
 
     from skimage import data as skdata
@@ -99,9 +100,12 @@ def wild_data_root(tmp_path_factory) -> Path:
         writer = csv.DictWriter(out, ["path", "split", *LABELS, "unknown", "NF"])
         writer.writeheader()
         writer.writerows(votes)
-    for person in range(12):
+    from emorec.data import lfw_validation_people
+
+    held_out = sorted(lfw_validation_people())[:4]  # people of the kept validation list, and others who may train
+    for person in [*held_out, *(f"Person_{i:02d}" for i in range(8))]:
         for n, label in enumerate(("happiness", "neutral", "anger")):
-            write_image(root / "lfw_expressions" / label / f"Person_{person:02d}_{n + 1:04d}.jpg", size=(112, 112))
+            write_image(root / "lfw_expressions" / label / f"{person}_{n + 1:04d}.jpg", size=(112, 112))
     for label in ("neutral", "happiness"):
         write_image(root / "london" / label / "002.jpg", size=(128, 128), mode="RGB")
         Image.fromarray(skdata.astronaut()).save(root / "london" / label / "001.jpg")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emorec import cross_dataset, registry
+from emorec import cross_dataset, data, registry
 from emorec.cli import main as cli_main
 from tests.conftest import save_tiny_model, shared_data
 
@@ -41,8 +41,7 @@ def test_benchmark_scores_every_set_and_records_it_in_the_card(tmp_path, data_ro
     assert sets["ferplus-whole"]["images"] == 11  # the not-a-face majority left out
     assert sets["ferplus-whole"]["classes"] == ["neutral", "anger", "happiness"]  # contempt never won a vote
     assert sets["lfw-whole"]["images"] == sets["lfw-detect"]["images"] > 0
-    lfw_people = {p.stem.rsplit("_", 1)[0] for p in (data_root / "lfw_expressions").rglob("*.jpg")}
-    assert sets["lfw-detect"]["images"] < 3 * len(lfw_people)  # validation people only
+    assert sets["lfw-detect"]["images"] == 4 * 3  # the 4 people of the kept validation list, not the 8 others
     assert sets["lfw-whole"]["face_rate"] == 1.0 and sets["lfw-detect"]["face_rate"] == 0.0  # noise: no face found
     assert sets["lfw-detect"]["accuracy"] == 0.0
     assert sets["london-detect"]["face_rate"] == 0.5 and sets["london-detect"]["classes"] == ["neutral", "happiness"]
@@ -51,6 +50,20 @@ def test_benchmark_scores_every_set_and_records_it_in_the_card(tmp_path, data_ro
     card = registry.read_card("tiny", models)
     assert card["cross_dataset"]["command"] == "cmd" and card["cross_dataset"]["london-detect"] == sets["london-detect"]
     json.dumps(card)  # plain JSON
+
+
+def test_photos_a_model_trained_on_are_left_out_and_counted(tmp_path, data_root):
+    from emorec.files import content_digest
+
+    models = tmp_path / "models"
+    save_tiny_model(models)
+    seen = sorted((data_root / "fer2013" / "validation" / "happy").glob("*.jpg"))[:2]
+    registry.write_training_images("tiny", [content_digest(p.read_bytes()) for p in seen], models)
+    sets = cross_dataset.evaluate_cross_dataset("tiny", data_root, "cmd", models)["sets"]
+    assert sets["fer2013-whole"]["images"] == 10 and sets["fer2013-whole"]["left_out_trained_on"] == 2
+    assert sets["ferplus-whole"]["left_out_trained_on"] == 1  # one of the two was voted not-a-face: not in the set
+    assert sets["fer2013-whole"]["floor"]["accuracy"] == pytest.approx(1 / 3, abs=1e-4)  # the floor: the whole set
+    assert "| left out: trained on |" in (models / "tiny" / "card.md").read_text()
 
 
 def test_an_absent_set_is_skipped_with_its_reason(tmp_path, data_root):
@@ -63,8 +76,21 @@ def test_an_absent_set_is_skipped_with_its_reason(tmp_path, data_root):
     assert list(result["sets"]) == ["fer2013-whole"]
     result = cross_dataset.benchmark(recognizer, tmp_path, sets=cross_dataset.SETS[:1])
     assert result["sets"] == {} and "does not exist" in result["skipped"]["fer2013-whole"]
-    with pytest.raises(cross_dataset.DatasetError, match="holds none of the benchmark's sets"):
+    with pytest.raises(cross_dataset.DatasetError, match=r"sets \(fer2013/validation, ferplus/labels.csv, "
+                                                         r"lfw_expressions, london\)"):
         cross_dataset.evaluate_cross_dataset("tiny", tmp_path, "cmd", models)
+    # FER+ votes without the FER2013 images they label: that set is skipped, the others still scored.
+    import shutil
+
+    (tmp_path / "votes-only" / "ferplus").mkdir(parents=True)
+    shutil.copy(data_root / "ferplus" / "labels.csv", tmp_path / "votes-only" / "ferplus")
+    shutil.copytree(data_root / "london", tmp_path / "votes-only" / "london")
+    result = cross_dataset.benchmark(recognizer, tmp_path / "votes-only")
+    assert list(result["sets"]) == ["london-detect"] and "not under" in result["skipped"]["ferplus-whole"]
+    # Every photo of a set trained on: nothing left to score, said so.
+    everything = frozenset(data.image_digests(cross_dataset.london(data_root)))
+    result = cross_dataset.benchmark(recognizer, data_root, sets=cross_dataset.SETS[-1:], trained_on=everything)
+    assert result["sets"] == {} and "no photo the model did not train on" in result["skipped"]["london-detect"]
 
 
 def test_table_has_a_row_per_model_and_the_floor(tmp_path, data_root, capsys):
@@ -73,7 +99,7 @@ def test_table_has_a_row_per_model_and_the_floor(tmp_path, data_root, capsys):
     cross_dataset.evaluate_cross_dataset("tiny", data_root, "cmd", models)
     card = registry.read_card("tiny", models)
     card["evaluation"] = {"subject-kfold": {"classes_8": {
-        "accuracy": {"pooled": 0.9}, "macro_f1": {"pooled": 0.8},
+        "accuracy": {"mean": 0.9, "pooled": 0.91}, "macro_f1": {"mean": 0.8, "pooled": 0.81},
         "per_class": {"neutral": {"support": 6}, "happiness": {"support": 4}}}}}
     table = cross_dataset.benchmark_table({"tiny": card})
     assert list(table.index) == ["tiny", cross_dataset.FLOOR_ROW]

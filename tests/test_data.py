@@ -201,7 +201,7 @@ def test_ferplus_votes_become_soft_targets_and_a_majority(tmp_path):
                               "fer2013/train/angry/b.jpg,train,0,0,0,0,5,5,0,0,0,0\n"
                               "fer2013/train/angry/c.jpg,train,1,0,0,0,0,0,0,0,2,7\n")
     table = data.read_ferplus(votes)
-    assert table["path"][0] == str((tmp_path / "fer2013/train/happy/a.jpg").resolve())
+    assert table["path"][0] == "fer2013/train/happy/a.jpg"
     assert list(table.columns[2:10]) == list(LABELS)  # votes in the models' class order
     targets, keep = data.ferplus_targets(table)
     assert np.allclose(targets.sum(axis=1), 1) and targets[0, LABELS.index("happiness")] == pytest.approx(7 / 9)
@@ -210,20 +210,32 @@ def test_ferplus_votes_become_soft_targets_and_a_majority(tmp_path):
     (tmp_path / "bad.csv").write_text("path,split\nx,train\n")
     with pytest.raises(data.DatasetError, match="missing column"):
         data.read_ferplus(tmp_path / "bad.csv")
+    with pytest.raises(data.DatasetError, match="does not exist"):
+        data.read_ferplus(tmp_path / "none.csv")
+    # Votes join images by split, class folder and file name, wherever the FER2013 folder lies.
+    elsewhere = pd.DataFrame({"path": ["/mnt/copy/fer2013/train/angry/b.jpg", "/x/train/happy/a.jpg"]})
+    joined = data.ferplus_votes_for(elsewhere, votes)
+    assert list(joined["anger"]) == [5, 0] and list(joined["happiness"]) == [0, 7]
+    with pytest.raises(data.DatasetError, match="labels only 0% of the 2 FER2013 images"):
+        data.ferplus_votes_for(pd.DataFrame({"path": ["/y/test/sad/z.jpg", "/y/test/sad/w.jpg"]}), votes)
 
 
 def test_people_come_from_file_names_and_lfw_validation_people_never_train(tmp_path):
     assert data.person_of("lfw/anger/Aaron_Peirsol_0002.jpg") == "Aaron_Peirsol"
     assert data.person_of("london/neutral/012.jpg") == "012"
+    assert data.person_of("lfw/disgust/facial-expressions_2868588k.jpg") == "facial-expressions"  # one unnamed person
     for person in range(20):
         for n, folder in enumerate(("happiness", "neutral")):
             write_image(tmp_path / "lfw" / folder / f"Person_{person:02d}_{n + 1:04d}.jpg", size=(8, 8))
     manifest = data.load_dataset(tmp_path / "lfw")
-    train, validation = data.lfw_split(manifest)
+    held_out = frozenset({"Person_03", "Person_11"})
+    train, validation = data.lfw_split(manifest, held_out)
     people = data.with_people(manifest)["subject"]
-    assert not set(people.iloc[train]) & set(people.iloc[validation])
-    assert len(set(people.iloc[validation])) == round(20 * data.LFW_VALIDATION_SHARE)
-    assert (data.lfw_split(manifest)[1] == validation).all()  # the same people on every run
+    assert set(people.iloc[validation]) == held_out and not set(people.iloc[train]) & held_out
+    assert len(train) + len(validation) == 40
+    # The kept list: real LFW names, drawn once; photos added later never move anyone across.
+    kept = data.lfw_validation_people()
+    assert len(kept) > 600 and "facial-expressions" not in kept and all(" " not in name for name in kept)
 
 
 def test_one_class_folder_alone_is_labelled_by_its_name(tmp_path):
