@@ -120,6 +120,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from emorec.evaluate import evaluate_holdout, evaluate_variant
 
     reject_emorec_options(args)
+    if args.protocol in ("cross-dataset", "fer2013-publictest"):
+        given = [option for option, value in (("--folds", args.folds), ("--epochs", args.epochs), ("--ck48", args.ck48),
+                                              ("--fer", args.fer), ("--transfer", args.transfer)) if value is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} apply to cross-validation, not to --protocol {args.protocol} "
+                             "(it measures the shipped model as it is)")
     if args.protocol == "cross-dataset":
         return print_cross_dataset(args.variant, args.data)
     progress = progress_bar(f"{args.variant} {args.protocol}", "fold")
@@ -209,10 +215,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     if floor:
         rows.append({"model": "always the most frequent class", "classes": "—", **floor})
     table = pd.DataFrame(rows)
+    if args.metric is not None and not args.cross_dataset:
+        raise UsageError("--metric applies with --cross-dataset only")
     if args.cross_dataset:
         from emorec.cross_dataset import COLUMN_TITLES, benchmark_table
 
-        table = benchmark_table({card.get("name", "?"): card for card in cards}, args.metric).rename(columns=COLUMN_TITLES)
+        table = benchmark_table({card.get("name", "?"): card for card in cards},
+                                args.metric or "accuracy").rename(columns=COLUMN_TITLES)
         table = table.rename_axis("model").reset_index()
     if table.empty:
         print("No models in models/.")
@@ -449,8 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--markdown", action="store_true", help="as a Markdown table (for the README)")
     models.add_argument("--cross-dataset", action="store_true",
                         help="the cross-dataset benchmark instead (`evaluate --protocol cross-dataset`), one column per set")
-    models.add_argument("--metric", choices=["accuracy", "macro_f1", "face_rate"], default="accuracy",
-                        help="with --cross-dataset: the number shown (default: %(default)s)")
+    models.add_argument("--metric", choices=["accuracy", "macro_f1", "face_rate"], default=None,
+                        help="with --cross-dataset: the number shown (default: accuracy)")
     models.set_defaults(run=cmd_models)
 
     predict = commands.add_parser("predict", help="classify the faces in images (files or folders)")

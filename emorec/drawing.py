@@ -36,7 +36,7 @@ def draw_faces(image: np.ndarray, boxes: list[list[int]], captions: list[str], s
 
 def _caption_font(caption: str, font_scale: float, widest: float, smallest: float) -> tuple[str, float, int]:
     """The caption, its font scale (shrunk to fit ``widest`` pixels, down to ``smallest``; still too
-    wide there: the caption's first word, the face number) and stroke width."""
+    wide there: the caption's first word, which the pages make the face number) and stroke width."""
     smallest = max(0.35, smallest)
     (text_w, _), _ = cv2.getTextSize(caption, FONT, font_scale, max(1, round(font_scale / 0.3)))
     if text_w > widest:

@@ -81,6 +81,9 @@ class SkippedWithoutCandidates:
             raise tf.errors.InvalidArgumentError(None, None, "no face candidates")
         return self.stage(bboxes_batch=bboxes_batch, **kwargs)
 
+    def __getattr__(self, name):  # id, name, ...: as the stage it wraps
+        return getattr(self.stage, name)
+
 
 class FaceDetector:
     """MTCNN, created once and reused.

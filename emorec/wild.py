@@ -15,6 +15,7 @@ Setup -> Prepare data -> Build -> Train, as in the keras-io examples.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,7 +172,8 @@ def pretrain_wild(pretrained: Path, ferplus_csv: Path, fer_train_dir: Path, lfw_
                                                       warmup_steps=steps // 2)
     model.compile(optimizer=keras.optimizers.AdamW(schedule), loss=keras.losses.CategoricalCrossentropy(),
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")], jit_compile=True)
-    run_dir = run_dir or CACHE_DIR / "runs" / "emorec" / f"wild-{epochs}x{steps}-{learning_rate:g}-{lfw_share:g}"
+    start = hashlib.sha256(pretrained.read_bytes()).hexdigest()[:12]  # another stage 1: another run, never resumed
+    run_dir = run_dir or CACHE_DIR / "runs" / "emorec" / f"wild-{start}-{epochs}x{steps}-{learning_rate:g}-{lfw_share:g}"
     fit(model, train, plain(ferplus_heldout), epochs, run_dir, patience=None)
 
     save_model(model, out)

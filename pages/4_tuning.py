@@ -64,7 +64,7 @@ metric = st.selectbox("Metric", results.metrics, key=f"{results.name}:metric")  
 incomplete = int(results.incomplete.sum())
 if incomplete:
     st.warning(f"{incomplete} row(s) of {results.name} lack values every other row has (a file cut off while it was "
-               "written?); the filters below leave them out.")
+               "written?); filtering by a value they lack leaves them out.")
 ascending = metric.endswith("loss")
 summary = tune.summarize(results, metric)
 c1, c2, c3, c4 = st.columns(4)

@@ -1021,6 +1021,15 @@ def test_cli_refuses_emorec_options_for_a_study_variant(capsys, tmp_path, comman
             and f"emorec {command}" in err)
 
 
+@pytest.mark.parametrize("protocol", ["cross-dataset", "fer2013-publictest"])
+def test_cli_refuses_training_options_when_measuring_a_shipped_model(capsys, tmp_path, protocol):
+    code, _, err = run_main(capsys, "evaluate", "--variant", "emorec", "--data", tmp_path, "--protocol", protocol,
+                            "--folds", "5", "--transfer", tmp_path)
+    assert code == 2 and f"--folds, --transfer apply to cross-validation, not to --protocol {protocol}" in err
+    code, _, err = run_main(capsys, "models", "--metric", "macro_f1")
+    assert code == 2 and "--metric applies with --cross-dataset only" in err
+
+
 def test_cli_refuses_a_protocol_emorec_is_not_evaluated_by(capsys, tmp_path):
     code, _, err = run_main(capsys, "evaluate", "--variant", "emorec", "--data", tmp_path, "--protocol", "image-kfold")
     assert code == 2 and "cross-validated by subject only" in err
