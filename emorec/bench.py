@@ -80,7 +80,8 @@ def bench_latency(write_cards: bool = False, models_dir: Path | None = None) -> 
             continue
         if write_cards:
             registry.update_card(name, measured, models_dir)
-        rows.append({"model": name, "ms per face": measured["latency_ms_per_face"], "measured": measured["latency_measured"]})
+        rows.append({"model": name, "ms per face": measured["latency_ms_per_face"],
+                     "measured": measured["latency_measured"]})
     return pd.DataFrame(rows)
 
 
@@ -150,11 +151,14 @@ def bench_predict(data: Path | None) -> pd.DataFrame:
                           (f"all {len(recognizers)} models side by side", recognizers)):
         classify_photo(load_image(photo), chosen)  # warm-up
         rows.append({"measure": f"one photo, {label}", "photos": 1,
-                     "median s": round(_median_seconds(lambda chosen=chosen: classify_photo(load_image(photo), chosen), 15), 4)})
+                     "median s": round(_median_seconds(lambda chosen=chosen: classify_photo(load_image(photo), chosen),
+                                                       15), 4)})
         rows.append({"measure": f"{len(paths)}-photo batch, {label}", "photos": len(paths),
-                     "median s": round(_median_seconds(lambda chosen=chosen: [classify_photo(load_image(p), chosen) for p in paths], 3), 3)})
+                     "median s": round(_median_seconds(lambda chosen=chosen: [classify_photo(load_image(p), chosen)
+                                                                              for p in paths], 3), 3)})
     table = pd.DataFrame(rows)
-    return table.assign(**{"s per photo": (table["median s"] / table["photos"]).round(4), "peak RSS MB": round(peak_rss_mb())})
+    return table.assign(**{"s per photo": (table["median s"] / table["photos"]).round(4),
+                           "peak RSS MB": round(peak_rss_mb())})
 
 
 def bench_all(data: Path | None) -> pd.DataFrame:

@@ -90,7 +90,8 @@ def cmd_pretrain_wild(args: argparse.Namespace) -> int:
 
     start = stage1_path(MODELS_DIR)
     if not start.is_file():
-        print(f"stage 1b continues stage 1's network, and {start} does not exist: run `pretrain` first.", file=sys.stderr)
+        print(f"stage 1b continues stage 1's network, and {start} does not exist: run `pretrain` first.",
+              file=sys.stderr)
         return 2
     stats = pretrain_wild(start, args.ferplus, args.fer, args.lfw, wild_path(MODELS_DIR), args.epochs)
     print(json.dumps(stats, indent=1))
@@ -142,8 +143,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                                progress_bar("weight-mixing scan", "fold"), args.fer_faces,
                                                args.probe_epochs, args.transfer)
     else:
-        summary = evaluate_variant(args.variant, args.data, args.protocol, command_line(), args.folds, progress=progress,
-                                   epochs=args.epochs)
+        summary = evaluate_variant(args.variant, args.data, args.protocol, command_line(), args.folds,
+                                   progress=progress, epochs=args.epochs)
     if "weight_mixing" in summary:
         import pandas as pd
 
@@ -166,10 +167,12 @@ def print_cross_dataset(name: str, data_root: Path) -> int:
 
     from emorec.cross_dataset import evaluate_cross_dataset
 
-    result = evaluate_cross_dataset(name, data_root, command_line(), MODELS_DIR, progress_bar(f"{name} cross-dataset", "set"))
+    result = evaluate_cross_dataset(name, data_root, command_line(), MODELS_DIR,
+                                    progress_bar(f"{name} cross-dataset", "set"))
     table = pd.DataFrame([{"set": set_name, "images": r["images"], "left out: trained on": r["left_out_trained_on"],
                            "faces found": r["face_rate"],
-                           "accuracy": r["accuracy"], "macro-F1": r["macro_f1"], "floor accuracy": r["floor"]["accuracy"],
+                           "accuracy": r["accuracy"], "macro-F1": r["macro_f1"],
+                           "floor accuracy": r["floor"]["accuracy"],
                            "floor macro-F1": r["floor"]["macro_f1"]} for set_name, r in result["sets"].items()])
     print(table.to_string(index=False, float_format=lambda v: f"{v:.1%}"))
     for set_name, reason in result["skipped"].items():
@@ -196,7 +199,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from emorec.registry import MODEL_FILE, ModelUnavailable, headline, majority_guess, model_names, read_card, read_predictions
+    from emorec.registry import (MODEL_FILE, ModelUnavailable, headline, majority_guess, model_names, read_card,
+                                 read_predictions)
 
     rows, cards = [], []
     for name in model_names():
@@ -279,7 +283,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"{path}: no face found (try --whole-image for pre-cropped faces)")
         else:
             print(f"{path}: " + "; ".join(
-                f"face {i + 1} at {f['box']}: {f['label']} {f['probabilities'][f['label']]:.0%}" + ("" if f["sure"] else " (not sure)")
+                f"face {i + 1} at {f['box']}: {f['label']} {f['probabilities'][f['label']]:.0%}"
+                + ("" if f["sure"] else " (not sure)")
                 for i, f in enumerate(faces)))
     return 0
 
@@ -298,7 +303,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         return 2
     if args.out is None:  # the shipped scan, or this shard's part of it
         tuning = MODELS_DIR / "tuning"
-        args.out = tuning / "shards" / f"{SHIPPED_SCAN}-{shard[0]}of{shard[1]}.csv" if shard else tuning / f"{SHIPPED_SCAN}.csv"
+        args.out = (tuning / "shards" / f"{SHIPPED_SCAN}-{shard[0]}of{shard[1]}.csv" if shard
+                    else tuning / f"{SHIPPED_SCAN}.csv")
     if args.out.is_dir() or args.out.suffix.lower() != ".csv":
         print(f"error: --out must name a .csv file, not {args.out}", file=sys.stderr)
         return 2
@@ -330,7 +336,8 @@ def cmd_tune_report(args: argparse.Namespace) -> int:
     summary = summarize(results, metric)
     print(f"{args.table}: {summary.configurations:,} configurations ({results.dialect}), ranked by {metric}")
     if summary.minutes is not None:
-        print(f"training time: {summary.minutes:.1f} min in all, median {summary.median_seconds:.0f} s per configuration")
+        print(f"training time: {summary.minutes:.1f} min in all, "
+              f"median {summary.median_seconds:.0f} s per configuration")
     print(f"best {metric} {summary.best:.4f}, median {summary.median:.4f}; "
           f"at or below chance (1/{len(LABELS)}): {summary.below_chance:.0%}")
     for _, row in summary.repeated.iterrows():
@@ -387,10 +394,12 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--data", required=True, type=Path, help="FER2013 train (class folders or CSV)")
     pretrain.add_argument("--epochs", type=positive_int, default=PRETRAIN_EPOCHS)
     pretrain.add_argument("--restart", action="store_true",
-                          help="continue the shipped pretrained network for another cycle (warm restart, random erasing)")
+                          help="continue the shipped pretrained network for another cycle "
+                               "(warm restart, random erasing)")
     pretrain.set_defaults(run=cmd_pretrain)
 
-    wild = commands.add_parser("pretrain-wild", help="emorec stage 1b: FER+ votes and LFW people, from stage 1 (resumable)")
+    wild = commands.add_parser("pretrain-wild",
+                               help="emorec stage 1b: FER+ votes and LFW people, from stage 1 (resumable)")
     wild.add_argument("--ferplus", required=True, type=Path, help="FER+ votes (ferplus/labels.csv)")
     wild.add_argument("--fer", required=True, type=Path, help="FER2013 train (the faces the votes are for)")
     wild.add_argument("--lfw", required=True, type=Path, help="LFW expressions (class folders; people in file names)")
@@ -404,16 +413,20 @@ def build_parser() -> argparse.ArgumentParser:
     extra.add_argument("--fer-faces", type=positive_int, default=FER_SLICE,
                        help="emorec: size of that FER2013 slice (default: %(default)s)")
     extra.add_argument("--transfer", type=Path, default=None,
-                       help="emorec: the data folder holding ferplus/, lfw_expressions/ and london/: FER+ votes label the "
-                            "FER2013 faces, and LFW's validation people and London join the choice of the mixing share")
+                       help="emorec: the data folder holding ferplus/, lfw_expressions/ and london/: FER+ votes "
+                            "label the FER2013 faces, and LFW's validation people and London join the choice of the "
+                            "mixing share")
     extra.add_argument("--probe-epochs", type=non_negative_int, default=PROBE_EPOCHS,
-                       help="emorec: epochs training the classifier alone before fine-tuning (LP-FT; default: %(default)s)")
-    evaluate = commands.add_parser("evaluate", parents=[extra], help="evaluate a model variant and record it in its card")
+                       help="emorec: epochs training the classifier alone before fine-tuning "
+                            "(LP-FT; default: %(default)s)")
+    evaluate = commands.add_parser("evaluate", parents=[extra],
+                                   help="evaluate a model variant and record it in its card")
     evaluate.add_argument("--variant", required=True, choices=variants)
     evaluate.add_argument("--data", required=True, type=Path,
                           help="dataset folder (CK+; FER2013 validation for fer2013-publictest; the folder holding "
                                "fer2013/, ferplus/, lfw_expressions/ and london/ for cross-dataset)")
-    evaluate.add_argument("--protocol", choices=[*PROTOCOLS, "fer2013-publictest", "cross-dataset"], default="subject-kfold",
+    evaluate.add_argument("--protocol", choices=[*PROTOCOLS, "fer2013-publictest", "cross-dataset"],
+                          default="subject-kfold",
                           help="subject-kfold (honest), image-kfold (the study's split), fer2013-publictest "
                                "(the shipped model on FER2013's PublicTest faces) or cross-dataset (the shipped model "
                                "on FER2013 and FER+ PublicTest, LFW's validation people and the London set); "
@@ -425,7 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "the most epochs per fold, before early stopping (default: the variant's)")
     evaluate.set_defaults(run=cmd_evaluate)
 
-    train = commands.add_parser("train", parents=[extra], help="train a model variant on a whole dataset and ship it in models/")
+    train = commands.add_parser("train", parents=[extra],
+                                help="train a model variant on a whole dataset and ship it in models/")
     train.add_argument("--variant", required=True, choices=variants)
     train.add_argument("--data", required=True, type=Path, help="dataset folder (CK+)")
     train.add_argument("--epochs", type=positive_int, default=None,
@@ -439,8 +453,10 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--data", required=True, type=Path, help="dataset folder (CK+)")
     tune.add_argument("--rounds", type=positive_int, default=None, help="configurations to try (default: all)")
     tune.add_argument("--out", type=Path, default=None,
-                      help=f"results table (default: models/tuning/{SHIPPED_SCAN}.csv, or shards/{SHIPPED_SCAN}-IofN.csv)")
-    tune.add_argument("--shard", default=None, metavar="I/N", help="run only shard I of N of the space (for several machines)")
+                      help=f"results table (default: models/tuning/{SHIPPED_SCAN}.csv, "
+                           f"or shards/{SHIPPED_SCAN}-IofN.csv)")
+    tune.add_argument("--shard", default=None, metavar="I/N",
+                      help="run only shard I of N of the space (for several machines)")
     tune.set_defaults(run=cmd_tune)
 
     merge = commands.add_parser("tune-merge", help="merge the results tables of a scan's shards")
@@ -457,7 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list the shipped models with their headline numbers")
     models.add_argument("--markdown", action="store_true", help="as a Markdown table (for the README)")
     models.add_argument("--cross-dataset", action="store_true",
-                        help="the cross-dataset benchmark instead (`evaluate --protocol cross-dataset`), one column per set")
+                        help="the cross-dataset benchmark instead (`evaluate --protocol cross-dataset`), "
+                             "one column per set")
     models.add_argument("--metric", choices=["accuracy", "macro_f1", "face_rate"], default=None,
                         help="with --cross-dataset: the number shown (default: accuracy)")
     models.set_defaults(run=cmd_models)

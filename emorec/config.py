@@ -28,7 +28,8 @@ LABEL_ALIASES: dict[str, str] = {
     "happiness": "happiness", "happy": "happiness", "joy": "happiness", "smiling": "happiness", "smile": "happiness",
     "laughing": "happiness",
     "sadness": "sadness", "sad": "sadness", "unhappy": "sadness", "crying": "sadness",
-    "surprise": "surprise", "surprised": "surprise", "shocked": "surprise", "astonished": "surprise", "amazed": "surprise",
+    "surprise": "surprise", "surprised": "surprise", "shocked": "surprise", "astonished": "surprise",
+    "amazed": "surprise",
 }
 
 # FER2013's CSV codes 0..6.
@@ -53,7 +54,8 @@ EMOREC_INPUT_SHAPE = (48, 48, 1)  # emorec's input: FER2013's 48x48 gray faces
 # that tightly (MTCNN's box spans 103-106 % of their height; docs/models.md), so served faces look the same.
 EMOREC_MARGIN = 0.0
 MODELS_DIR = Path(os.environ.get("EMOREC_MODELS", PROJECT_ROOT / "models"))
-SHIPPED_SCAN = "emorec-mtcnn-scan"  # models/tuning/<name>.csv: emorec's own Talos scan, what the Tuning page opens first
+# models/tuning/<name>.csv: emorec's own Talos scan, what the Tuning page opens first
+SHIPPED_SCAN = "emorec-mtcnn-scan"
 # Face crops and other derived data live outside the repository.
 CACHE_DIR = Path(os.environ.get("EMOREC_CACHE", Path.home() / ".cache" / "emorec"))
 BENCH_DATA = PROJECT_ROOT.parent / "shared" / "data" / "ckplus"  # the photos `bench` times, unless given --data

@@ -66,7 +66,8 @@ def london(data_root: Path) -> pd.DataFrame:
 
 
 SETS: tuple[BenchmarkSet, ...] = (
-    BenchmarkSet("fer2013-whole", "FER2013 PublicTest (original labels)", "whole", "fer2013/validation", fer2013_publictest),
+    BenchmarkSet("fer2013-whole", "FER2013 PublicTest (original labels)", "whole", "fer2013/validation",
+                 fer2013_publictest),
     BenchmarkSet("ferplus-whole", "FER+ PublicTest (majority vote)", "whole", "ferplus/labels.csv", ferplus_publictest),
     BenchmarkSet("lfw-detect", "LFW expressions, new people (face found by MTCNN)", "detect", "lfw_expressions",
                  lfw_validation),
@@ -91,7 +92,8 @@ def set_scores(labels: np.ndarray, predicted: np.ndarray, classes: list[str]) ->
         "macro_f1": round(float(f1_score(labels, predicted, labels=classes, average="macro", zero_division=0)), 4),
         "face_rate": round(float(found.mean()), 4),
         "recall": {c: round(float(r), 4) for c, r in zip(classes, recall)},
-        "predicted_share": {c: round(float((predicted[found] == c).mean()), 4) if found.any() else 0.0 for c in classes},
+        "predicted_share": {c: round(float((predicted[found] == c).mean()), 4) if found.any() else 0.0
+                            for c in classes},
         "true_share": {c: round(float((labels == c).mean()), 4) for c in classes},
     }
 
@@ -201,7 +203,8 @@ def evaluate_cross_dataset(name: str, data_root: Path, command: str, models_dir:
 
 FLOOR_ROW = "always the most frequent class"
 CKPLUS_COLUMN = "ckplus-subject"  # CK+ by subject, from the card's cross-validation
-COLUMN_TITLES = {CKPLUS_COLUMN: "CK+ by subject", "fer2013-whole": "FER2013 PublicTest", "ferplus-whole": "FER+ PublicTest",
+COLUMN_TITLES = {CKPLUS_COLUMN: "CK+ by subject", "fer2013-whole": "FER2013 PublicTest",
+                 "ferplus-whole": "FER+ PublicTest",
                  "lfw-detect": "LFW new people (face found)", "lfw-whole": "LFW new people (whole image)",
                  "london-detect": "London (face found)"}  # short headings for tables
 

@@ -44,7 +44,8 @@ def canonical_label(name: str) -> str:
     """Map a class name such as ``happy`` or ``Happiness`` to its canonical label."""
     label = LABEL_ALIASES.get(name.strip().lower())
     if label is None:
-        raise DatasetError(f"Unknown label {name!r}: expected one of {', '.join(LABELS)} (or an alias such as happy, angry, sad).")
+        raise DatasetError(f"Unknown label {name!r}: expected one of {', '.join(LABELS)} "
+                           "(or an alias such as happy, angry, sad).")
     return label
 
 
@@ -85,7 +86,8 @@ def _class_folder_rows(root: Path, source: str, split: str | None) -> list[dict]
 def _images_of_class(class_dir: Path, source: str, split: str | None) -> list[dict]:
     """The rows of one class folder's images, labelled by the folder's name."""
     label = canonical_label(class_dir.name)
-    return [dict(path=str(path), label=label, **dict(zip(("subject", "sequence", "frame"), parse_ckplus_name(path.name))),
+    return [dict(path=str(path), label=label,
+                 **dict(zip(("subject", "sequence", "frame"), parse_ckplus_name(path.name))),
                  source=source, split=split) for path in _images_in(class_dir)]
 
 
@@ -227,7 +229,8 @@ def groups_of(manifest: pd.DataFrame) -> pd.Series:
     return manifest["subject"].where(manifest["subject"].notna(), manifest["path"])
 
 
-def subject_kfold(manifest: pd.DataFrame, n_splits: int = 10, seed: int = SEED) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def subject_kfold(manifest: pd.DataFrame, n_splits: int = 10,
+                  seed: int = SEED) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Train/test row positions of k folds grouped by subject and stratified by label."""
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     yield from folds.split(manifest, manifest["label"], groups_of(manifest))
@@ -274,7 +277,8 @@ def class_counts(manifest: pd.DataFrame) -> pd.DataFrame:
 def images_per_subject(manifest: pd.DataFrame) -> pd.DataFrame:
     """Images per subject and class (subjects as rows), for datasets that name subjects."""
     known = manifest.dropna(subset=["subject"])
-    return pd.crosstab(known["subject"], known["label"]).reindex(columns=[label for label in LABELS if label in set(known["label"])])
+    return pd.crosstab(known["subject"], known["label"]).reindex(columns=[label for label in LABELS
+                                                                          if label in set(known["label"])])
 
 
 def image_sizes(manifest: pd.DataFrame) -> pd.DataFrame:
@@ -302,7 +306,8 @@ def dataset_summary(manifest: pd.DataFrame) -> dict:
         "sources": sorted(str(s) for s in manifest["source"].dropna().unique()),
         "images": int(len(manifest)),
         "subjects": int(manifest["subject"].nunique()),
-        "per_class": {label: {k: int(v) for k, v in counts.loc[label].items()} for label in counts.index if label != "total"},
+        "per_class": {label: {k: int(v) for k, v in counts.loc[label].items()}
+                      for label in counts.index if label != "total"},
     }
 
 
@@ -391,7 +396,8 @@ def extract_zip(data: bytes, destination: Path, max_bytes: int = MAX_ZIP_BYTES) 
         except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError, OSError) as error:
             raise DatasetError(f"The zip cannot be unpacked at {member.filename} ({error}).") from None
     entries = [p for p in root.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX"]
-    return entries[0] if len(entries) == 1 and entries[0].is_dir() and entries[0].name.lower() not in LABEL_ALIASES else root
+    return (entries[0] if len(entries) == 1 and entries[0].is_dir() and entries[0].name.lower() not in LABEL_ALIASES
+            else root)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -434,7 +440,8 @@ def ferplus_votes_for(manifest: pd.DataFrame, labels_csv: str | Path) -> pd.Data
     share = matched["split"].notna().mean() if len(matched) else 0.0
     if share < FERPLUS_MIN_MATCHED:
         raise DatasetError(f"{labels_csv} labels only {share:.0%} of the {len(manifest):,} FER2013 images given: "
-                           "the votes are for another FER2013 folder (expected paths like fer2013/train/<class>/<file>).")
+                           "the votes are for another FER2013 folder "
+                           "(expected paths like fer2013/train/<class>/<file>).")
     return matched.reset_index(drop=True)
 
 

@@ -10,7 +10,8 @@ UNSURE_COLOUR = (230, 150, 20)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def draw_faces(image: np.ndarray, boxes: list[list[int]], captions: list[str], sure: list[bool] | None = None) -> np.ndarray:
+def draw_faces(image: np.ndarray, boxes: list[list[int]], captions: list[str],
+               sure: list[bool] | None = None) -> np.ndarray:
     """A copy of the RGB image with each box drawn and captioned ``"1 happiness 87%"``. Line width
     and font follow the image size so labels stay readable on phone photos and webcam frames, but a
     box's line and caption stay in proportion to its face: the caption no wider than the face (in a

@@ -28,7 +28,8 @@ PROTOCOLS = {
 FOLDS = {"subject-kfold": 10, "image-kfold": 4}  # default folds per protocol (image-kfold: the study's 75/25)
 
 
-def folds(manifest: pd.DataFrame, protocol: str, n_splits: int | None = None, seed: int = SEED) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def folds(manifest: pd.DataFrame, protocol: str, n_splits: int | None = None,
+          seed: int = SEED) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Train/test positions of each fold under ``protocol`` (``n_splits`` defaults to ``FOLDS``)."""
     if protocol not in FOLDS:
         raise ValueError(f"Unknown protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}.")
@@ -153,7 +154,8 @@ def scores(predictions: pd.DataFrame, classes: tuple[str, ...]) -> dict:
                      "pooled": round(float(accuracy_score(subset["label"], predicted)), 4),
                      "pooled_ci95": subject_ci95(predicted == subset["label"].to_numpy(), subset["path"])},
         "macro_f1": {"mean": round(float(macro_f1.mean()), 4), "std": round(float(macro_f1.std()), 4),
-                     "pooled": round(float(f1_score(subset["label"], predicted, labels=present, average="macro", zero_division=0)), 4)},
+                     "pooled": round(float(f1_score(subset["label"], predicted, labels=present, average="macro",
+                                                    zero_division=0)), 4)},
         "per_class": {c: {k: round(float(report[c][k]), 4) for k in ("precision", "recall", "f1-score", "support")}
                       for c in present},
         "confusion_matrix": confusion_matrix(subset["label"], predicted, labels=present).tolist(),
@@ -231,7 +233,8 @@ def cross_fitted(probabilities: np.ndarray, labels: np.ndarray, folds: np.ndarra
     scaled = np.empty_like(probabilities)
     for fold in np.unique(folds):
         inside = folds == fold
-        temperature = fit_temperature(probabilities[~inside], labels[~inside], None if groups is None else groups[~inside])
+        temperature = fit_temperature(probabilities[~inside], labels[~inside],
+                                      None if groups is None else groups[~inside])
         scaled[inside] = apply_temperature(probabilities[inside], temperature)
     return scaled
 
@@ -280,7 +283,8 @@ def evaluate_variant(name: str, data_dir: Path, protocol: str, command: str, n_s
     return summary
 
 
-def score_labelled(results: pd.DataFrame, models_dir: Path | None = None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+def score_labelled(results: pd.DataFrame,
+                   models_dir: Path | None = None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """Per-model accuracy and confusion matrices for photos with expected labels.
 
     ``results`` has one row per photo and model: ``photo``, ``model``, ``expected``, ``predicted``
@@ -332,7 +336,8 @@ def reliability(predictions: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
     frame = pd.DataFrame({"bin": which, "confidence": confidence, "correct": correct})
-    table = frame.groupby("bin").agg(confidence=("confidence", "mean"), accuracy=("correct", "mean"), images=("correct", "size"))
+    table = frame.groupby("bin").agg(confidence=("confidence", "mean"), accuracy=("correct", "mean"),
+                                     images=("correct", "size"))
     return table.reset_index(drop=True)
 
 
@@ -394,7 +399,8 @@ def evaluate_holdout(name: str, data_dir: Path, command: str, models_dir: Path) 
     summary = {"description": f"{data_dir}: pre-cropped faces never trained on, argmax over the dataset's classes",
                "accuracy": result["accuracy"]["pooled"], "macro_f1": result["macro_f1"]["pooled"],
                "ece": calibration_error(probabilities),
-               "ece_without_temperature": calibration_error(apply_temperature(probabilities, 1 / recognizer.temperature)),
+               "ece_without_temperature": calibration_error(apply_temperature(probabilities,
+                                                                              1 / recognizer.temperature)),
                "per_class": result["per_class"], "confusion_matrix": result["confusion_matrix"],
                "classes": result["classes"], "images": result["images"], "command": command}
     registry.update_card(name, {"evaluation": {"fer2013-publictest": summary}}, models_dir)

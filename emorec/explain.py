@@ -36,9 +36,11 @@ def occlusion_map(classify, crop: np.ndarray, class_index: int, patch: int | Non
 
 def overlay(crop: np.ndarray, heat: np.ndarray, size: int = 192, alpha: float = 0.45) -> np.ndarray:
     """The crop (enlarged to ``size``) with the heat map drawn over it in colour, RGB uint8."""
-    rgb = crop if crop.ndim == 3 and crop.shape[2] == 3 else cv2.cvtColor(crop.reshape(crop.shape[:2]), cv2.COLOR_GRAY2RGB)
+    rgb = crop if crop.ndim == 3 and crop.shape[2] == 3 else cv2.cvtColor(crop.reshape(crop.shape[:2]),
+                                                                          cv2.COLOR_GRAY2RGB)
     aspect = rgb.shape[1] / rgb.shape[0]
     shape = (int(size * aspect), size)
     base = cv2.resize(rgb, shape, interpolation=cv2.INTER_CUBIC)
-    colour = cv2.cvtColor(cv2.applyColorMap((cv2.resize(heat, shape) * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    colour = cv2.cvtColor(cv2.applyColorMap((cv2.resize(heat, shape) * 255).astype(np.uint8), cv2.COLORMAP_JET),
+                          cv2.COLOR_BGR2RGB)
     return cv2.addWeighted(base, 1 - alpha, colour, alpha, 0)

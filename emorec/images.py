@@ -56,10 +56,13 @@ def load_image(source: ImageSource, name: str | None = None) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             if image.format not in SUPPORTED_FORMATS:
-                raise ImageError("unsupported", f"{label} is an {image.format} image; supported: PNG, JPEG, WebP, BMP, TIFF, GIF.")
+                raise ImageError("unsupported",
+                                 f"{label} is an {image.format} image; supported: PNG, JPEG, WebP, BMP, TIFF, GIF.")
             return _decoded(image, label)
     except UnidentifiedImageError:
-        raise ImageError("not-an-image", f"{label} is not an image (or not in a format emorec reads: PNG, JPEG, WebP, BMP, TIFF, GIF).") from None
+        raise ImageError("not-an-image",
+                         f"{label} is not an image (or not in a format emorec reads: "
+                         "PNG, JPEG, WebP, BMP, TIFF, GIF).") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError("too-large", f"{label} has too many pixels to be decoded safely.") from None
     except ImageError:
@@ -74,7 +77,8 @@ def _decoded(image: Image.Image, label: str) -> np.ndarray:
     if width == 0 or height == 0:
         raise ImageError("zero-size", f"{label} has no pixels ({width}x{height}).")
     if width * height > MAX_IMAGE_PIXELS:
-        raise ImageError("too-large", f"{label} is {width}x{height}: more than {MAX_IMAGE_PIXELS // 1_000_000} megapixels.")
+        raise ImageError("too-large",
+                         f"{label} is {width}x{height}: more than {MAX_IMAGE_PIXELS // 1_000_000} megapixels.")
     image.seek(0)  # the first frame of a GIF or a multi-page TIFF
     image.load()
     image = ImageOps.exif_transpose(image)

@@ -4,7 +4,7 @@ Detection runs on every frame at reduced resolution (``FaceDetector`` downscales
 classifier runs every ``classify_every`` seconds, and at once when a face appears or leaves; in
 between, its labels follow the faces. ``LiveAnnotator.process`` is called from the video thread; what the page shows travels
 through a queue as ``LiveStats``.
-"""
+"""  # noqa: E501  (a docstring line: re-wrapping it would change __doc__)
 
 from __future__ import annotations
 
@@ -57,7 +57,8 @@ class LiveAnnotator:
             nearest = min(self._predictions, key=lambda p: (p.box[0] + p.box[2] / 2 - x - w / 2) ** 2
                           + (p.box[1] + p.box[3] / 2 - y - h / 2) ** 2, default=None)
             if nearest is not None:
-                carried.append(FacePrediction(list(face.box), face.score, nearest.label, nearest.probabilities, nearest.sure))
+                carried.append(FacePrediction(list(face.box), face.score, nearest.label, nearest.probabilities,
+                                              nearest.sure))
         return carried
 
     def process(self, frame: np.ndarray) -> np.ndarray:

@@ -88,7 +88,8 @@ def tuned_cnn(input_shape: tuple[int, int, int], num_classes: int = len(LABELS),
     """The family the study tuned with Talos: two conv blocks and a dense layer, every activation,
     width, dropout and initializer a hyper-parameter (``STUDY_TUNED_PARAMS`` are its tuned values)."""
     p = {**STUDY_TUNED_PARAMS, **(params or {})}
-    init = {"uniform": "random_uniform", "normal": "random_normal"}.get(p["kernel_initializer"], p["kernel_initializer"])
+    init = {"uniform": "random_uniform", "normal": "random_normal"}.get(p["kernel_initializer"],
+                                                                        p["kernel_initializer"])
     conv = dict(kernel_size=3, kernel_initializer=init)
     return keras.Sequential(
         [

@@ -18,7 +18,8 @@ def parallel_coordinates(frame: pd.DataFrame, params: list[str], metric: str) ->
         else:
             categories = sorted(values.astype(str).unique())
             codes = values.astype(str).map({c: i for i, c in enumerate(categories)})
-            dimensions.append(dict(label=column, values=codes, tickvals=list(range(len(categories))), ticktext=categories))
+            dimensions.append(dict(label=column, values=codes, tickvals=list(range(len(categories))),
+                                   ticktext=categories))
     figure = go.Figure(go.Parcoords(
         line=dict(color=frame[metric], colorscale="Viridis", showscale=True, colorbar=dict(title=metric)),
         dimensions=dimensions,
@@ -42,5 +43,6 @@ def confusion_heatmap(matrix: list[list[int]], labels: list[str], title: str) ->
     figure = px.imshow(shares, text_auto=False, color_continuous_scale="Blues", zmin=0, zmax=1, title=title,
                        labels=dict(x="predicted", y="true", color="share of row"))
     figure.update_traces(text=frame.to_numpy(), texttemplate="%{text}")
-    figure.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10), coloraxis_showscale=False)  # colour: share of row
+    figure.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10),
+                         coloraxis_showscale=False)  # colour: share of row
     return figure

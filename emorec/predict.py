@@ -91,7 +91,8 @@ class EmotionRecognizer:
         try:
             model = keras.models.load_model(path, compile=False)
         except Exception as error:  # Keras raises many types for a damaged file; all mean the same here
-            raise ModelUnavailable(f"Model {name!r}: {path.name} cannot be loaded ({type(error).__name__}: {str(error)[:200]}).") from None
+            raise ModelUnavailable(f"Model {name!r}: {path.name} cannot be loaded "
+                                   f"({type(error).__name__}: {str(error)[:200]}).") from None
         if tuple(model.input_shape[1:]) != tuple(card["input_shape"]) or model.output_shape[-1] != len(card["classes"]):
             raise ModelUnavailable(f"Model {name!r}: the model file does not match its card (input or classes).")
         return cls(name, model, card)
@@ -128,7 +129,8 @@ class EmotionRecognizer:
             times.append(time.perf_counter() - started)
         return round(1000 * float(np.median(times)), 2)
 
-    def faces_of(self, image: np.ndarray, whole_image: bool = False, detector: FaceDetector | None = None) -> list[Face]:
+    def faces_of(self, image: np.ndarray, whole_image: bool = False,
+                 detector: FaceDetector | None = None) -> list[Face]:
         """The faces this model classifies: detected faces, or the whole image when asked for (or
         when the model reads whole frames)."""
         if whole_image or not self.face_crop:
@@ -172,7 +174,8 @@ class PhotoResult:
             return [photo_row(photo, "no face")]
         return [{"photo": photo, "status": "classified", "face": index + 1,
                  **dict(zip(("x", "y", "width", "height"), map(int, face.box))), "model": name,
-                 "predicted": preds[index].label, "confidence": round(preds[index].probabilities[preds[index].label], 4),
+                 "predicted": preds[index].label,
+                 "confidence": round(preds[index].probabilities[preds[index].label], 4),
                  "sure": preds[index].sure, "whole photo": name in self.whole_frame_models or self.whole_image,
                  **{label: round(p, 4) for label, p in preds[index].probabilities.items()}}
                 for index, face in enumerate(self.faces) for name, preds in self.predictions.items()]

@@ -133,7 +133,8 @@ def flip_averaged(model: keras.Model):
     return predict
 
 
-def mixed(pretrained: keras.Model, finetuned: keras.Model, share: float, into: keras.Model | None = None) -> keras.Model:
+def mixed(pretrained: keras.Model, finetuned: keras.Model, share: float,
+          into: keras.Model | None = None) -> keras.Model:
     """The weight-space ensemble: ``(1 - share) * pretrained + share * fine-tuned``, every weight
     (BatchNorm statistics included), one network as fast as either (written ``into`` a given
     copy of the network, else a new one)."""
@@ -244,7 +245,8 @@ def leave_one_domain_out(table: pd.DataFrame) -> dict:
     result = {}
     for domain in scores.columns if len(scores.columns) > 1 else []:
         share = choose_share(table, scores.drop(columns=domain).mean(axis=1))
-        result[domain] = {"share": share, "accuracy": round(float(scores.loc[table["share"] == share, domain].iloc[0]), 4),
+        result[domain] = {"share": share,
+                          "accuracy": round(float(scores.loc[table["share"] == share, domain].iloc[0]), 4),
                           "best": round(float(scores[domain].max()), 4)}
     return result
 
@@ -340,7 +342,8 @@ def calibrate(scan: MixingScan, fold_shares: list[float], probabilities: np.ndar
         ckplus["ece_after"] = expected_calibration_error(cross_fitted(probabilities, labels, fold_of), labels)
         return {"temperature": temperature, "fitted_on": "out-of-fold CK+ predictions (subject-kfold)", **ckplus,
                 "ece_after_measured": "each fold scaled by a temperature fitted on the other folds",
-                "ece_after_in_sample": expected_calibration_error(apply_temperature(probabilities, temperature), labels)}
+                "ece_after_in_sample": expected_calibration_error(apply_temperature(probabilities, temperature),
+                                                                  labels)}
     fer, fer_fold = scan.fer_heldout(fold_shares)
     both, both_y = np.concatenate([probabilities, fer]), np.concatenate([labels, fer_labels])
     domain = np.repeat(["ckplus", "fer2013"], [len(labels), len(fer_labels)])
@@ -505,12 +508,14 @@ def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir
     predictions = cross_validate(x, manifest, trainer, "subject-kfold", run_dir, n_splits, progress, settings)
     fold_runs = [(run_dir / f"subject-kfold-fold{fold:02d}", test)
                  for fold, (_, test) in enumerate(folds(manifest, "subject-kfold", n_splits))]
-    scan = mixing_scan(pretrained_path(models_dir), fold_runs, x, label_indices(manifest["label"]), extra, scan_progress)
+    scan = mixing_scan(pretrained_path(models_dir), fold_runs, x, label_indices(manifest["label"]), extra,
+                       scan_progress)
     table, share = scan.table(), choose_share(scan.table())
     fold_shares, predictions[list(LABELS)] = scan.nested()  # rows of both in fold order
     atomic_write_text(run_dir / CV_PREDICTIONS, predictions.round(5).to_csv(index=False))
     probabilities, labels = predictions[list(LABELS)].to_numpy(), label_indices(predictions["label"])
-    calibration = calibrate(scan, fold_shares, probabilities, labels, predictions["fold"].to_numpy(), extra.fer_heldout_y)
+    calibration = calibrate(scan, fold_shares, probabilities, labels, predictions["fold"].to_numpy(),
+                            extra.fer_heldout_y)
     temperature = calibration["temperature"]
     mixing = {"share": share, "fold_shares": fold_shares, "criterion": MIXING_CRITERION,
               "fer2013_heldout_faces": int(len(extra.fer_heldout_y)), "fer2013_labels": extra.fer_labels,
@@ -586,7 +591,8 @@ def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | N
                                                if "stage_1b" in pretraining(models_dir) else "")}},
         "training": {"finetune_epochs": epochs, "probe_epochs": probe_epochs, "optimizer": "adamw",
                      "augmentation": [type(layer).__name__ for layer in augmentation().layers],
-                     "weight_mixing": f"{share:g} x fine-tuned + {1 - share:g} x pretrained weights (WiSE-FT), {source}",
+                     "weight_mixing": f"{share:g} x fine-tuned + {1 - share:g} x pretrained weights "
+                                      f"(WiSE-FT), {source}",
                      "pretraining": pretraining(models_dir),
                      "wall_seconds": {"stage_1": stage_seconds(stage1_path(models_dir).with_name("history.json")),
                                       "stage_2_final": stage_seconds(runs / "final" / "history.json")}},

@@ -183,14 +183,16 @@ def cross_dataset_markdown(results: dict) -> list[str]:
              "Argmax over each set's classes; a photo without a face found counts as wrong; photos the model trained "
              "on (exact copies: FER2013 PublicTest repeats some FER2013 train faces) are left out. Floor: always "
              "answering the set's most frequent class.", "",
-             "| set | images | left out: trained on | faces found | accuracy | macro-F1 | floor accuracy | floor macro-F1 |",
+             "| set | images | left out: trained on | faces found | accuracy | macro-F1 | floor accuracy | "
+             "floor macro-F1 |",
              "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['title']} | {r['images']:,} | {r.get('left_out_trained_on', 0):,} | {_percent(r['face_rate'])} | "
               f"{_percent(r['accuracy'])} | {_percent(r['macro_f1'])} | {_percent(r['floor']['accuracy'])} | "
               f"{_percent(r['floor']['macro_f1'])} |" for r in sets.values()]
     lines += ["", "How often each class is predicted (of the faces found), against its true share:", ""]
     for r in sets.values():
-        shares = ", ".join(f"{c} {_percent(r['predicted_share'][c])} ({_percent(r['true_share'][c])})" for c in r["classes"])
+        shares = ", ".join(f"{c} {_percent(r['predicted_share'][c])} ({_percent(r['true_share'][c])})"
+                           for c in r["classes"])
         lines.append(f"- {r['title']}: {shares}")
     if results.get("command"):
         lines += ["", f"Command: `{results['command']}`"]
@@ -213,17 +215,21 @@ def card_markdown(card: dict) -> str:
     data = card.get("data")
     if data:
         lines += ["", "## Training data", "",
-                  f"{data.get('images', '?')} images from {', '.join(data.get('sources', []))}, {data.get('subjects', 0)} subjects."]
+                  f"{data.get('images', '?')} images from {', '.join(data.get('sources', []))}, "
+                  f"{data.get('subjects', 0)} subjects."]
         extra = data.get("extra") or {}
         lines += [f"- {key.replace('_', ' ')}: {value}" for key, value in extra.items()]
     training = card.get("training")
     if training:
-        lines += ["", "## Training", ""] + [f"- {key.replace('_', ' ')}: {_readable(value)}" for key, value in training.items()]
+        lines += ["", "## Training", ""] + [f"- {key.replace('_', ' ')}: {_readable(value)}"
+                                            for key, value in training.items()]
     calibration = card.get("calibration")
     if calibration:
         lines += ["", "## Calibration", "",
-                  f"Temperature {calibration['temperature']:.3f}, fitted on {calibration.get('fitted_on', 'held-out data')}; "
-                  f"expected calibration error {calibration['ece_before']:.3f} before, {calibration['ece_after']:.3f} after"
+                  f"Temperature {calibration['temperature']:.3f}, "
+                  f"fitted on {calibration.get('fitted_on', 'held-out data')}; "
+                  f"expected calibration error {calibration['ece_before']:.3f} before, "
+                  f"{calibration['ece_after']:.3f} after"
                   + (f" ({calibration['ece_after_measured']})." if calibration.get("ece_after_measured") else ".")]
         wild = calibration.get("fer2013_heldout")
         if wild:
@@ -231,7 +237,8 @@ def card_markdown(card: dict) -> str:
                           f"{wild['ece_after']:.3f} after.")
     for protocol, result in card.get("evaluation", {}).items():
         lines += ["", f"## Evaluation: {protocol}", "", result.get("description", "")]
-        for key, title in (("classes_8", "8 classes"), ("emotions_7", "7 emotions (argmax over the emotions: neutral ignored)")):
+        for key, title in (("classes_8", "8 classes"),
+                           ("emotions_7", "7 emotions (argmax over the emotions: neutral ignored)")):
             block = result.get(key)
             if block:
                 acc, f1 = block["accuracy"], block["macro_f1"]
@@ -258,7 +265,8 @@ def card_markdown(card: dict) -> str:
                           f"{1 - mixing['share']:g} x pretrained weights, the {mixing['criterion']} over all folds. "
                           "The accuracy above scores each fold at the share the other folds chose "
                           f"({', '.join(f'{s:g}' for s in mixing.get('fold_shares', []))}). "
-                          "The scan, CK+ pooled over the folds, the other domains averaged over the folds' networks:", ""]
+                          "The scan, CK+ pooled over the folds, the other domains averaged over the folds' "
+                          "networks:", ""]
             columns = {"ckplus_8": "CK+ 8 classes", "ckplus_7": "CK+ 7 emotions",
                        "fer2013_heldout": f"FER2013 held-out ({mixing.get('fer2013_labels', 'FER2013')} labels)",
                        "lfw_validation": "LFW validation people", "london": "London"}

@@ -284,7 +284,8 @@ def pretrain_fer(fer_train_dir: Path, out_dir: Path, epochs: int = PRETRAIN_EPOC
     fit(model, make_dataset(x_train, y_train, batch_size, augment, shuffle=True),
         make_dataset(x_val, y_val, 512), epochs, run_dir, class_weights(y_train, 0.3), patience=None)
     save_model(model, out_dir / "pretrained.keras")
-    cycle_rows = [{**row, "epoch": row["epoch"] + len(earlier)} for row in json.loads((run_dir / "history.json").read_text())]
+    cycle_rows = [{**row, "epoch": row["epoch"] + len(earlier)}
+                  for row in json.loads((run_dir / "history.json").read_text())]
     atomic_write_text(out_dir / "history.json", json.dumps(earlier + cycle_rows, indent=1))
     atomic_write_text(out_dir / "data_stats.json", json.dumps(dataset_summary(manifest), indent=1))
     return model
@@ -321,7 +322,8 @@ def train_final(name: str, data_dir: Path, command: str, epochs: int | None = No
     y = label_indices(manifest["label"])
     if epochs is None:
         try:
-            best = registry.read_card(name, models_dir).get("evaluation", {}).get("subject-kfold", {}).get("best_epochs")
+            best = (registry.read_card(name, models_dir).get("evaluation", {}).get("subject-kfold", {})
+                    .get("best_epochs"))
         except registry.ModelUnavailable:
             best = None
         epochs = int(np.median(best)) if best else variant.epochs
@@ -344,7 +346,8 @@ def train_final(name: str, data_dir: Path, command: str, epochs: int | None = No
         "file_size_bytes": (out / registry.MODEL_FILE).stat().st_size,
         "data": {**dataset_summary(manifest), "folder": str(data_dir)},
         "training": {"epochs": epochs, "batch_size": variant.batch_size, "optimizer": variant.optimizer,
-                     "learning_rate": variant.learning_rate, "augmentation": [type(layer).__name__ for layer in augmentation().layers]},
+                     "learning_rate": variant.learning_rate,
+                     "augmentation": [type(layer).__name__ for layer in augmentation().layers]},
         "commands": {"train": command},
         "study_reported": {"accuracy": variant.study_reported_accuracy,
                            "protocol": "image-level split (75/25 by image), as reported by the 2019 study"}
@@ -354,7 +357,8 @@ def train_final(name: str, data_dir: Path, command: str, epochs: int | None = No
 
 
 def train_configuration(params: dict, data_dir: Path, name: str, face_crop: bool, command: str,
-                        models_dir: Path = MODELS_DIR, on_epoch: Callable[[int, int, dict], None] | None = None) -> dict:
+                        models_dir: Path = MODELS_DIR,
+                        on_epoch: Callable[[int, int, dict], None] | None = None) -> dict:
     """Train one configuration of the study's tuned family (a row of a Talos table) on a dataset,
     validated on a fifth of the subjects held out, and register it in ``models/<name>``. Its run
     folder is keyed by the data and the configuration: an interrupted run of the same resumes,
@@ -375,7 +379,8 @@ def train_configuration(params: dict, data_dir: Path, name: str, face_crop: bool
     compile_model(model, optimizer, float(params.get("lr", variant.learning_rate)))
     epochs = int(params.get("epochs", variant.epochs))
     batch_size = int(params.get("batch_size", variant.batch_size))
-    run_dir = CACHE_DIR / "runs" / "configurations" / f"{name}-{fingerprint(x, sorted(params.items(), key=str), face_crop)}"
+    run_dir = (CACHE_DIR / "runs" / "configurations"
+               / f"{name}-{fingerprint(x, sorted(params.items(), key=str), face_crop)}")
     fit(model, make_dataset(x[fit_rows], y[fit_rows], batch_size, augmentation(), shuffle=True),
         make_dataset(x[val_rows], y[val_rows], 256), epochs, run_dir,
         class_weights(y[fit_rows], 1.0), patience=int(params.get("patience", 5)), verbose=0, on_epoch=on_epoch)
@@ -396,10 +401,12 @@ def train_configuration(params: dict, data_dir: Path, name: str, face_crop: bool
         "parameters": int(model.count_params()),
         "file_size_bytes": (out / registry.MODEL_FILE).stat().st_size,
         "data": {**dataset_summary(manifest), "folder": str(data_dir)},
-        "training": {"params": {k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()}, "epochs": epochs},
+        "training": {"params": {k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()},
+                     "epochs": epochs},
         "evaluation": {"subject-holdout": {
             "description": "one split: a fifth of the subjects held out (they also chose the epoch to stop at)",
-            "accuracy": result["accuracy"]["pooled"], "macro_f1": result["macro_f1"]["pooled"], "images": result["images"],
+            "accuracy": result["accuracy"]["pooled"], "macro_f1": result["macro_f1"]["pooled"],
+            "images": result["images"],
             "majority_class": round(max(c["support"] for c in result["per_class"].values()) / result["images"], 4)}},
         "commands": {"train": command},
     }, models_dir)

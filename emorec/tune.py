@@ -84,7 +84,8 @@ def readable(rows: pd.DataFrame, results: TalosResults, leading: list[str] | tup
 def _denoise(values: pd.Series) -> pd.Series:
     """Floats written with binary noise (0.30000000000000004) back to what was meant."""
     rounded = values.round(10)
-    return rounded.astype(int) if (rounded.dropna() == rounded.dropna().round()).all() and rounded.notna().all() else rounded
+    return (rounded.astype(int) if (rounded.dropna() == rounded.dropna().round()).all() and rounded.notna().all()
+            else rounded)
 
 
 def _read_csv(source: str | Path | bytes, name: str) -> pd.DataFrame:
@@ -144,13 +145,15 @@ def read_results(source: str | Path | bytes, name: str | None = None) -> TalosRe
 
     dialect = "talos-2" if {"start", "end"} <= set(frame.columns) or "_param_hash" in frame else "talos-legacy"
     if "duration" not in frame and {"start", "end"} <= set(frame.columns):
-        frame["duration"] = (pd.to_datetime(frame["end"], errors="coerce") - pd.to_datetime(frame["start"], errors="coerce")).dt.total_seconds()
+        frame["duration"] = (pd.to_datetime(frame["end"], errors="coerce")
+                             - pd.to_datetime(frame["start"], errors="coerce")).dt.total_seconds()
     params = [c for c in frame.columns if c not in metrics and c not in BOOKKEEPING]
     return TalosResults(frame.reset_index(drop=True), metrics, params, dialect, name)
 
 
 # Talos 0.x/1.x ``lr_normalizer``: scan tables store the learning rate in these units.
-LR_NORMALIZER_DIVISOR = {"sgd": 100.0, "adagrad": 100.0, "adam": 1000.0, "nadam": 1000.0, "rmsprop": 1000.0, "adamax": 500.0}
+LR_NORMALIZER_DIVISOR = {"sgd": 100.0, "adagrad": 100.0, "adam": 1000.0, "nadam": 1000.0, "rmsprop": 1000.0,
+                         "adamax": 500.0}
 
 
 def configuration(results: TalosResults, row: int) -> dict:

@@ -128,11 +128,13 @@ def lfw_domains(lfw_dir: Path) -> tuple[Domain, Domain]:
     manifest = load_dataset(lfw_dir)
     x, y = face_crops(manifest, VARIANT.input_shape, VARIANT.margin)[0], one_hot(manifest["label"])
     train, validation = lfw_split(manifest)
-    return (Domain("lfw", x[train], y[train], balancing_weights(y[train]), tuple(np.array(image_digests(manifest))[train])),
+    return (Domain("lfw", x[train], y[train], balancing_weights(y[train]),
+                   tuple(np.array(image_digests(manifest))[train])),
             Domain("lfw-validation", x[validation], y[validation], np.ones(len(validation), np.float32)))
 
 
-def domain_balanced(domains: list[Domain], shares: list[float], faces: int, augment: keras.Sequential) -> tf.data.Dataset:
+def domain_balanced(domains: list[Domain], shares: list[float], faces: int,
+                    augment: keras.Sequential) -> tf.data.Dataset:
     """``faces`` faces per pass, each drawn from domain i with probability ``shares[i]`` (every
     domain reshuffled and repeated on its own), in augmented batches."""
     sources = [tf.data.Dataset.from_tensor_slices((d.x, d.y, d.weight))
@@ -173,13 +175,15 @@ def pretrain_wild(pretrained: Path, ferplus_csv: Path, fer_train_dir: Path, lfw_
     model.compile(optimizer=keras.optimizers.AdamW(schedule), loss=keras.losses.CategoricalCrossentropy(),
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")], jit_compile=True)
     start = hashlib.sha256(pretrained.read_bytes()).hexdigest()[:12]  # another stage 1: another run, never resumed
-    run_dir = run_dir or CACHE_DIR / "runs" / "emorec" / f"wild-{start}-{epochs}x{steps}-{learning_rate:g}-{lfw_share:g}"
+    run_dir = run_dir or (CACHE_DIR / "runs" / "emorec"
+                          / f"wild-{start}-{epochs}x{steps}-{learning_rate:g}-{lfw_share:g}")
     fit(model, train, plain(ferplus_heldout), epochs, run_dir, patience=None)
 
     save_model(model, out)
     write_digests(training_images_path(out), ferplus.digests + lfw.digests)
     history = json.loads((run_dir / "history.json").read_text())
-    scores = {d.name: round(float(model.evaluate(plain(d), verbose=0)[1]), 4) for d in (ferplus_heldout, lfw_validation)}
+    scores = {d.name: round(float(model.evaluate(plain(d), verbose=0)[1]), 4)
+              for d in (ferplus_heldout, lfw_validation)}
     stats = {"faces": {d.name: len(d) for d in (ferplus, ferplus_heldout, lfw, lfw_validation)},
              "shares": {"ferplus": 1 - lfw_share, "lfw": lfw_share}, "epochs": epochs, "steps": steps, "batch": BATCH,
              "learning_rate": learning_rate, "wall_seconds": round(sum(row["seconds"] for row in history)),

@@ -103,16 +103,18 @@ if benchmarked:
                "(`python -m emorec evaluate --protocol cross-dataset`): FER2013 and FER+ PublicTest (pre-cropped web "
                "faces; FER+ relabels them by the majority of ten annotators), LFW expressions' validation people (news "
                "photos; the face found by MTCNN, or the whole image), the London set (studio photos, neutral and "
-               "smiling). A photo where no face is found counts as wrong; photos a model trained on are left out (FER2013 "
-               "PublicTest repeats some FER2013 train faces). LFW's validation people and the London set also chose "
-               "how much of emorec's CK+ fine-tuning to keep (its card tells how that choice does on each set when "
-               "the set is left out of it). CK+ by subject comes from the "
-               "cross-validation above. Last row: always answering the set's most frequent class.")
-    measured = [s.name for s in cross_dataset.SETS if any(s.name in card["cross_dataset"] for card in benchmarked.values())]
+               "smiling). A photo where no face is found counts as wrong; photos a model trained on are left out "
+               "(FER2013 PublicTest repeats some FER2013 train faces). LFW's validation people and the London set "
+               "also chose how much of emorec's CK+ fine-tuning to keep (its card tells how that choice does on each "
+               "set when the set is left out of it). CK+ by subject comes from the cross-validation above. Last row: "
+               "always answering the set's most frequent class.")
+    measured = [s.name for s in cross_dataset.SETS
+                if any(s.name in card["cross_dataset"] for card in benchmarked.values())]
     chosen = st.selectbox("How often each class is predicted, against its true share, on", measured,
                           format_func=titles.get, key="cross-set")
     shares = [{"model": name, "class": c, "share": share} for name, card in benchmarked.items()
-              if chosen in card["cross_dataset"] for c, share in card["cross_dataset"][chosen]["predicted_share"].items()]
+              if chosen in card["cross_dataset"]
+              for c, share in card["cross_dataset"][chosen]["predicted_share"].items()]
     truth = next(card["cross_dataset"][chosen]["true_share"] for card in benchmarked.values()
                  if chosen in card["cross_dataset"])
     shares += [{"model": "true share", "class": c, "share": share} for c, share in truth.items()]
