@@ -2,9 +2,9 @@
 
 Detection runs on every frame at reduced resolution (``FaceDetector`` downscales by itself); the
 classifier runs every ``classify_every`` seconds, and at once when a face appears or leaves; in
-between, its labels follow the faces. ``LiveAnnotator.process`` is called from the video thread; what the page shows travels
-through a queue as ``LiveStats``.
-"""  # noqa: E501  (a docstring line: re-wrapping it would change __doc__)
+between, its labels follow the faces. ``LiveAnnotator.process`` is called from the video thread;
+what the page shows travels through a queue as ``LiveStats``.
+"""
 
 from __future__ import annotations
 
