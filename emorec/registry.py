@@ -199,6 +199,33 @@ def cross_dataset_markdown(results: dict) -> list[str]:
     return lines
 
 
+def targets_markdown(card: dict) -> list[str]:
+    """emorec's targets (``config.EMOREC_TARGETS``) against the card's own numbers: met, missed or
+    not measured; what was tried for a missed one is in ``tried`` (and docs/models.md)."""
+    from emorec.config import EMOREC_TARGETS
+
+    def measured(path: tuple[str, ...]):
+        value = card
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        return value
+
+    def shown(value: float, path: tuple[str, ...]) -> str:
+        if path == ("file_size_bytes",):
+            return f"{value / 1e6:.1f}"
+        return f"{value:g}" if value > 1 else _percent(value)
+
+    lines = ["", "## Targets", "", "| target | measured | bound | |", "|---|---|---|---|"]
+    for title, path, bound, direction in EMOREC_TARGETS:
+        value = measured(path)
+        met = None if value is None else (value >= bound if direction == ">=" else value <= bound)
+        lines.append(f"| {title} | {'—' if value is None else shown(value, path)} | {direction} {shown(bound, path)} | "
+                     f"{'not measured' if met is None else 'met' if met else '**missed**'} |")
+    if card.get("tried"):
+        lines += ["", *(f"- {note}" for note in card["tried"])]
+    return lines
+
+
 def card_markdown(card: dict) -> str:
     """The card as a page people read."""
     lines = [f"# Model card: {card['name']}", "", card.get("description", ""), ""]
@@ -285,6 +312,8 @@ def card_markdown(card: dict) -> str:
             lines += ["", f"Command: `{result['command']}`"]
     if card.get("cross_dataset"):
         lines += cross_dataset_markdown(card["cross_dataset"])
+    if card.get("variant") == "emorec":
+        lines += targets_markdown(card)
     commands = card.get("commands", {})
     if commands:
         lines += ["", "## Reproduce", ""] + [f"- {what}: `{command}`" for what, command in commands.items()]

@@ -140,3 +140,19 @@ def test_benchmark_on_the_real_sets_scores_the_shipped_model():
     london = result["sets"]["london-detect"]
     card = registry.read_card("emorec")["cross_dataset"]["london-detect"]
     assert london["images"] == 204 and london["accuracy"] == card["accuracy"]  # the card's number reproduces
+
+
+def test_emorec_card_checks_its_targets_against_its_own_numbers():
+    labels = np.array(["neutral"] * 5 + ["happiness"] * 5, object)
+    classes = ["neutral", "happiness"]
+    london = {"title": "London", "classes": classes, "floor": cross_dataset.floor_scores(labels, classes),
+              **cross_dataset.set_scores(labels, labels, classes), "accuracy": 0.775, "macro_f1": 0.80}
+    card = {"name": "emorec", "variant": "emorec", "latency_ms_per_face": 6.0,
+            "cross_dataset": {"london-detect": london}, "tried": ["what was tried"]}
+    text = registry.card_markdown(card)
+    assert "| London (face found), accuracy | 77.5 % | >= 80.1 % | **missed** |" in text
+    assert "| London (face found), macro-F1 | 80.0 % | >= 77.2 % | met |" in text
+    assert "| Latency per face (ms, 2 cores) | 6 | <= 10 | met |" in text
+    assert "| FER+ PublicTest, majority vote | — | >= 84.0 % | not measured |" in text
+    assert "\n\n- what was tried" in text
+    assert "## Targets" not in registry.card_markdown({**card, "variant": "baseline"})
