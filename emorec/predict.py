@@ -79,15 +79,8 @@ class EmotionRecognizer:
         """Load ``models/<name>``; raises ``ModelUnavailable`` saying why when it cannot."""
         import keras
 
-        card = read_card(name, models_dir)
+        card = checked_card(name, models_dir)
         path = models_dir / name / MODEL_FILE
-        if not path.exists():
-            raise ModelUnavailable(f"Model {name!r} has a card but no model file ({path}).")
-        missing = {"classes", "input_shape"} - set(card)
-        if missing:
-            raise ModelUnavailable(f"Model {name!r}: its card lacks {', '.join(sorted(missing))}.")
-        if not zipfile.is_zipfile(path):  # Keras would call a damaged archive "file not found"
-            raise ModelUnavailable(f"Model {name!r}: {path.name} is damaged or incomplete (not a .keras archive).")
         try:
             model = keras.models.load_model(path, compile=False)
         except Exception as error:  # Keras raises many types for a damaged file; all mean the same here
@@ -203,6 +196,22 @@ class PhotoResult:
 def photo_row(photo: str, status: str, error: str | None = None) -> dict:
     """The results row of a photo without faces to list: ``no face``, or ``error`` with its message."""
     return {"photo": photo, "status": status, "error": error}
+
+
+def checked_card(name: str, models_dir: Path = MODELS_DIR) -> dict:
+    """The card of a model whose files look usable, checked without loading the network (a page can
+    list models at once); ``ModelUnavailable`` saying why otherwise: no or unreadable card, no
+    model file, a damaged archive, a card without classes or input shape."""
+    card = read_card(name, models_dir)
+    path = models_dir / name / MODEL_FILE
+    if not path.exists():
+        raise ModelUnavailable(f"Model {name!r} has a card but no model file ({path}).")
+    missing = {"classes", "input_shape"} - set(card)
+    if missing:
+        raise ModelUnavailable(f"Model {name!r}: its card lacks {', '.join(sorted(missing))}.")
+    if not zipfile.is_zipfile(path):  # Keras would call a damaged archive "file not found"
+        raise ModelUnavailable(f"Model {name!r}: {path.name} is damaged or incomplete (not a .keras archive).")
+    return card
 
 
 def load_recognizers(models_dir: Path = MODELS_DIR) -> tuple[dict[str, EmotionRecognizer], dict[str, str]]:

@@ -219,7 +219,12 @@ inputs = ((upload.name, upload.size) if upload else None, folder, tuple(names),
 if not names:
     st.error("No usable model to evaluate: every model in models/ is unavailable (see the cards above).")
 elif (upload or folder) and st.button("Evaluate every model", type="primary"):
-    available, _ = recognizers(names)  # loaded when asked for, not when the page opens
+    available, unusable = recognizers(names)  # loaded when asked for, not when the page opens
+    for name, reason in unusable.items():
+        st.warning(f"Model **{name}** is unavailable: {reason}")
+    if not available:
+        st.error("No usable model to evaluate: every model in models/ is unavailable (see the reasons above).")
+        st.stop()
     try:
         with tempfile.TemporaryDirectory() as scratch:
             where = data.extract_zip(upload.getvalue(), Path(scratch)) if upload else local_path(folder)

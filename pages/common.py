@@ -18,7 +18,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from emorec import config, data, registry, tune
 from emorec.config import DEFAULT_MODEL
-from emorec.predict import EmotionRecognizer, PhotoResult, classify_photo, shared_detector
+from emorec.predict import EmotionRecognizer, PhotoResult, checked_card, classify_photo, shared_detector
 
 
 class PageInfo(NamedTuple):
@@ -114,16 +114,16 @@ def recognizers(names: list[str] | None = None) -> tuple[dict[str, EmotionRecogn
 
 
 def listed_models() -> tuple[list[str], dict[str, str]]:
-    """The models a page can offer, from their cards alone (no model is loaded): (names, reasons
-    for the models whose card cannot be read)."""
-    names, unreadable = [], {}
+    """The models a page can offer, from their files alone (no network is loaded: ``checked_card``):
+    (names, reasons for the others)."""
+    names, unusable = [], {}
     for name in registry.model_names(config.MODELS_DIR):
         try:
-            registry.read_card(name, config.MODELS_DIR)
+            checked_card(name, config.MODELS_DIR)
             names.append(name)
         except registry.ModelUnavailable as error:
-            unreadable[name] = str(error)
-    return names, unreadable
+            unusable[name] = str(error)
+    return names, unusable
 
 
 def model_picker(several: bool = True) -> tuple[dict, str]:
@@ -149,7 +149,10 @@ def model_picker(several: bool = True) -> tuple[dict, str]:
     for name, reason in unavailable.items():
         st.warning(f"Model **{name}** is unavailable: {reason}")
     if not available:
-        st.info("Choose at least one usable model.")
+        if set(chosen) == set(names):  # every model tried
+            st.error("No usable model in models/. Train one with `python -m emorec train` (see the README).")
+        else:
+            st.info("Choose at least one usable model.")
         st.stop()
     usable = list(available)
     main = usable[0] if not several else right.selectbox(

@@ -255,7 +255,12 @@ def test_compare_without_a_usable_model(no_usable_app):
     app.file_uploader[0].set_value(("photos.zip", zip_of({"happy/a.png": BLANK, "sad/b.png": BLANK}),
                                     "application/zip")).run()
     assert not app.exception
-    assert not [b for b in app.button if b.label == "Evaluate every model"]
+    # Damage a file shows (no model file, a cut archive, a bad card) is known at once; the rest when the
+    # models load, which happens when the evaluation is asked for: either way the page says so plainly.
+    button = [b for b in app.button if b.label == "Evaluate every model"]
+    if button:
+        button[0].click().run()
+        assert not app.exception
     assert any("No usable model to evaluate" in e.value for e in app.error), [e.value for e in app.error]
 
 
@@ -323,7 +328,10 @@ def test_classify_page_lists_every_damaged_model_and_runs_the_good_one(classify_
     warnings = [w.value for w in app.warning]
     for name, (_, reason) in DAMAGE.items():
         assert any(f"**{name}**" in w and reason in w for w in warnings), (name, warnings)
-    assert app.multiselect[0].value == ["tiny"]
+    # Damage its files show is known before loading (not offered); a network that does not match its card only
+    # when it loads (offered, then named unavailable): either way the good model alone runs.
+    assert "truncated" not in app.multiselect[0].options and "tiny" in app.multiselect[0].value
+    assert app.selectbox[0].options == ["tiny"]
 
 
 BAD_UPLOADS = {
@@ -353,7 +361,9 @@ def test_bad_upload_is_an_inline_error(uploaded, name):
 def test_bad_uploads_do_not_stop_the_good_one(uploaded):
     assert [s.value for s in uploaded.subheader][-1] == "astronaut.jpg"
     assert len(uploaded.error) == len(BAD_UPLOADS) and len(uploaded.dataframe) == 2  # its probabilities and the table
-    assert set(uploaded.dataframe[0].value["photo"]) == {"astronaut.jpg"}  # the table holds the one readable photo
+    table = uploaded.dataframe[0].value  # every photo has a row: the readable one its faces, the others their error
+    assert set(table.loc[table["status"] == "classified", "photo"]) == {"astronaut.jpg"}
+    assert set(table.loc[table["status"] == "error", "photo"]) == set(BAD_UPLOADS)
 
 
 def without_uploads(app: AppTest) -> AppTest:
