@@ -40,5 +40,5 @@ def test_five_sessions_upload_at_once(tmp_path):
     print(f"\n{SESSIONS} concurrent sessions: all results in {seconds:.1f} s; server peak RSS {peak:.0f} MB")
     assert not server_errors(log), server_errors(log)
     assert peak < 4000, f"server peak RSS {peak:.0f} MB"
-    # Measured 4.5 s on 2 cores (docs/engineering.md); a generous bound that still catches serialised sessions.
+    # Measured 2.3-4.5 s on 2 cores (docs/engineering.md); a generous bound that still catches serialised sessions.
     assert seconds < 30, f"{SESSIONS} sessions took {seconds:.1f} s"
