@@ -51,14 +51,15 @@ def whole_image_face(image: np.ndarray) -> Face:
 
 def reading_order(faces: list[Face]) -> list[Face]:
     """Faces row by row, each row left to right: a face joins the row above when its centre lies
-    less than half a typical face height below the centre of that row's first face."""
+    less than a typical face height below the centre of that row's first (highest) face, so people
+    standing side by side at somewhat different heights read as one row."""
     if not faces:
         return []
-    half_height = float(np.median([f.box[3] for f in faces])) / 2
+    height = float(np.median([f.box[3] for f in faces]))
     centre = lambda face: face.box[1] + face.box[3] / 2  # noqa: E731
     rows: list[list[Face]] = []
     for face in sorted(faces, key=centre):
-        if rows and centre(face) - centre(rows[-1][0]) < half_height:
+        if rows and centre(face) - centre(rows[-1][0]) < height:
             rows[-1].append(face)
         else:
             rows.append([face])

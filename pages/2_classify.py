@@ -139,6 +139,8 @@ with photos_tab:
             bar.progress(done / len(photos), text=f"Classified {done} of {len(photos)}")
     if rows:
         table = pd.DataFrame(rows)
+        if "error" in table:  # beside the status it explains, not past every probability column
+            table.insert(table.columns.get_loc("status") + 1, "error", table.pop("error"))
         faces = table.dropna(subset=["face"])[["upload", "face"]].drop_duplicates().shape[0] if "face" in table else 0
         summary.markdown(f"**All faces** ({faces} in {len(photos)} photo(s))")
         summary.dataframe(table, hide_index=True,
@@ -208,9 +210,11 @@ with batch_tab:
             for column, (model, matrix) in in_grid(matrices):
                 column.plotly_chart(confusion_heatmap(matrix.to_numpy().tolist(), list(matrix.index), model),
                                     width="stretch", key=f"cm-{model}")
-            mistakes = results[results["expected"].notna() & (results["expected"] != results["predicted"])]
+            shown = results.drop(columns="digest", errors="ignore")  # the digest only recognises training photos
+            mistakes = shown[shown["expected"].notna() & (shown["expected"] != shown["predicted"])]
             st.markdown(f"**Mistakes** ({len(mistakes)})")
             st.dataframe(mistakes, hide_index=True, column_config=percent_columns(["confidence"]))
-        st.markdown(f"**All results** ({len(results)} rows: one per photo and model)")
-        st.dataframe(results, hide_index=True, column_config=percent_columns(["confidence"]))
-        st.download_button("Download results (CSV)", results.to_csv(index=False), "emorec-batch.csv", "text/csv")
+        shown = results.drop(columns="digest", errors="ignore")
+        st.markdown(f"**All results** ({len(shown)} rows: one per photo and model)")
+        st.dataframe(shown, hide_index=True, column_config=percent_columns(["confidence"]))
+        st.download_button("Download results (CSV)", shown.to_csv(index=False), "emorec-batch.csv", "text/csv")

@@ -207,7 +207,9 @@ if curves:
                "is measured on augmented, class-weighted batches, so it is not comparable between models.")
 
 st.subheader("Evaluate on your own labelled photos")
-st.caption("A zip or a folder in class-folder layout: happy/anna.jpg, sad/ben.png, …")
+st.caption("A zip or a folder in class-folder layout: happy/anna.jpg, sad/ben.png, … (or one class folder). Scored as "
+           "the app answers, the argmax over all eight classes: a stricter count than 'People it never saw', which "
+           "chooses among each set's own classes (on London, neutral or happiness).")
 upload = st.file_uploader("Zip of class folders", type=["zip"])
 folder = st.text_input("…or a folder on this machine", placeholder="/path/to/labelled/photos")
 whole_image = st.toggle("Photos are faces cropped already (classify each whole image)",

@@ -159,8 +159,9 @@ def model_picker(several: bool = True) -> tuple[dict, str]:
         "Main model (boxes, crops, explanations)", usable, index=usable.index(default) if default in usable else 0)
     weak = registry.below_floor(usable, config.MODELS_DIR)
     if weak:
-        st.caption(f"{' and '.join(weak)} score{'s' if len(weak) == 1 else ''} below always answering \"neutral\" "
-                   "on people they never saw (Compare page): shown for comparison, not to be trusted.")
+        st.caption(f"{' and '.join(weak)} score{'s' if len(weak) == 1 else ''} below always answering the most "
+                   "frequent expression on people they never saw (Compare page): shown for comparison, not to be "
+                   "trusted.")
     return available, main
 
 

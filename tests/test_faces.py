@@ -130,6 +130,11 @@ def test_whole_image_face_and_reading_order():
     # centre to a multiple of the face height split it in two rows: 2, 1, 3 from left to right).
     row = [Face((0, 105, 100, 100), 0.9), Face((100, 95, 100, 100), 0.9), Face((200, 100, 100, 100), 0.9)]
     assert [f.box[0] for f in reading_order(row)] == [0, 100, 200]
+    # Heads at heights spread over most of a face height (a browser walkthrough's group photo read 1, 5, 2, 6, ...).
+    staggered = [Face((x, 100 + dy, 68, 68), 0.9) for x, dy in zip(range(0, 700, 100), (0, 55, 10, 45, -5, 30, 20))]
+    assert [f.box[0] for f in reading_order(staggered)] == list(range(0, 700, 100))
+    two_rows = [Face((0, 0, 50, 50), 0.9), Face((100, 60, 50, 50), 0.9)]  # a face height apart: two rows
+    assert [f.box[0] for f in reading_order(two_rows)] == [0, 100]
     assert main_face(faces + [Face((0, 0, 60, 60), 0.8)]).box == (0, 0, 60, 60)
     assert main_face([]) is None
 
