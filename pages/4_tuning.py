@@ -57,7 +57,8 @@ def filter_rows(results: tune.TalosResults, metric: str) -> pd.DataFrame:
 
 results = choose_scan("Scan", "scan")
 if results is None:
-    st.info("Choose a scan, or upload a Talos results CSV (any Talos version).")
+    if not st.session_state.get("scan-upload"):  # an uploaded table that failed has said why above
+        st.info("Choose a scan, or upload a Talos results CSV (any Talos version).")
     st.stop()
 
 metric = st.selectbox("Metric", results.metrics, key=f"{results.name}:metric")  # each scan its own metrics

@@ -116,6 +116,7 @@ def test_tuning_page_rejects_a_broken_upload(monkeypatch, tmp_path):
     assert "no metric column" in app.error[0].value
     app.file_uploader(key="scan-upload").set_value(("new.csv", b"lr,val_accuracy,val_loss\n", "text/csv")).run()
     assert not app.exception and "has a header but no rows" in app.error[0].value
+    assert not any("Choose a scan" in i.value for i in app.info)  # the error says it all
 
 
 def test_tuning_page_metric_box_shows_the_metric_in_use(monkeypatch, tmp_path):
