@@ -201,6 +201,7 @@ with batch_tab:
     answered, results = st.session_state.get("batch-results", (None, None))
     if results is not None and answered == inputs:
         summary, matrices = score_labelled(results, config.MODELS_DIR)
+        shown = results.drop(columns="digest", errors="ignore")  # the digest only recognises training photos
         if summary.empty:
             st.info("No photo has an expected label: name files like happy_anna.jpg or upload a labels CSV.")
         else:
@@ -210,11 +211,9 @@ with batch_tab:
             for column, (model, matrix) in in_grid(matrices):
                 column.plotly_chart(confusion_heatmap(matrix.to_numpy().tolist(), list(matrix.index), model),
                                     width="stretch", key=f"cm-{model}")
-            shown = results.drop(columns="digest", errors="ignore")  # the digest only recognises training photos
             mistakes = shown[shown["expected"].notna() & (shown["expected"] != shown["predicted"])]
             st.markdown(f"**Mistakes** ({len(mistakes)})")
             st.dataframe(mistakes, hide_index=True, column_config=percent_columns(["confidence"]))
-        shown = results.drop(columns="digest", errors="ignore")
         st.markdown(f"**All results** ({len(shown)} rows: one per photo and model)")
         st.dataframe(shown, hide_index=True, column_config=percent_columns(["confidence"]))
         st.download_button("Download results (CSV)", shown.to_csv(index=False), "emorec-batch.csv", "text/csv")
