@@ -6,15 +6,20 @@ import resource
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 
-from emorec.config import BENCH_DATA, EMOREC_INPUT_SHAPE, FaceDefaults
+from emorec import registry
+from emorec.config import BENCH_DATA, DEFAULT_MODEL, EMOREC_INPUT_SHAPE, MODELS_DIR, FaceDefaults
 from emorec.data import DatasetError, load_dataset
+from emorec.faces import FaceDetector, align_crop, shared_detector
+from emorec.images import ImageError, load_image
+from emorec.predict import EmotionRecognizer, classify_photo, load_recognizers, served_latency
+from emorec.workflows import record_latency
 
 def bench_images(data: Path | None, count: int = 60) -> list[Path]:
     """Up to ``count`` images of a dataset, spread over its classes (CK+: 640x490 frames)."""
-
     folder = data or BENCH_DATA
     if not folder.exists():
         raise DatasetError(f"{folder} does not exist: pass --data with a folder of face photos (CK+ class folders).")
@@ -25,8 +30,6 @@ def bench_images(data: Path | None, count: int = 60) -> list[Path]:
 
 def face_photo(paths: list[Path], detector) -> tuple[Path, np.ndarray, object]:
     """The first readable photo with a face, its pixels and that face: benchmarks time real work."""
-    from emorec.images import ImageError, load_image
-
     for path in paths:
         try:
             image = load_image(path)
@@ -38,48 +41,16 @@ def face_photo(paths: list[Path], detector) -> tuple[Path, np.ndarray, object]:
     raise DatasetError(f"No face found in any of the {len(paths)} benchmark photos; pass --data with face photos.")
 
 
-def machine() -> str:
-    """This CPU and its cores, for numbers that hold only on the machine that measured them."""
-    import os
-
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        import platform
-
-        cpu = platform.processor() or platform.machine()
-    return f"{cpu}, {os.cpu_count()} cores"
-
-
-def served_latency(name: str, models_dir: Path | None = None) -> dict:
-    """A shipped model's latency per face as the app serves it, with when and where it was
-    measured (the card fields; ``train`` and ``bench latency --write-cards`` write them)."""
-    import datetime
-
-    from emorec.config import MODELS_DIR
-    from emorec.predict import EmotionRecognizer
-
-    return {"latency_ms_per_face": EmotionRecognizer.load(name, models_dir or MODELS_DIR).latency_ms(),
-            "latency_measured": f"{datetime.date.today()}, {machine()}"}
-
-
-def bench_latency(write_cards: bool = False, models_dir: Path | None = None) -> pd.DataFrame:
+def bench_latency(write_cards: bool = False, models_dir: Path = MODELS_DIR) -> pd.DataFrame:
     """Every shipped model's latency per face on this machine, as served (``--write-cards``: into
     their cards, so the README and the Compare page compare numbers from one machine)."""
-    from emorec import registry
-    from emorec.config import MODELS_DIR
-
-    models_dir = models_dir or MODELS_DIR
     rows = []
     for name in registry.model_names(models_dir):
         try:
-            measured = served_latency(name, models_dir)
+            measured = record_latency(name, models_dir) if write_cards else served_latency(name, models_dir)
         except registry.ModelUnavailable as error:
             rows.append({"model": name, "ms per face": None, "measured": f"unavailable: {error}"})
             continue
-        if write_cards:
-            registry.update_card(name, measured, models_dir)
         rows.append({"model": name, "ms per face": measured["latency_ms_per_face"],
                      "measured": measured["latency_measured"]})
     return pd.DataFrame(rows)
@@ -92,9 +63,6 @@ def peak_rss_mb() -> float:
 def bench_faces(data: Path | None) -> pd.DataFrame:
     """Load + detect + align + crop per image, at the app's two ``min_face`` settings (the default
     and "find small faces", marked) and one between them."""
-    from emorec.faces import FaceDetector, align_crop
-    from emorec.images import load_image
-
     paths = bench_images(data)
     rows = []
     marks = {FaceDefaults.min_face: " (default)", FaceDefaults.min_small_face: " (small faces)"}
@@ -135,15 +103,10 @@ def _median_seconds(action, repeats: int) -> float:
 def bench_predict(data: Path | None) -> pd.DataFrame:
     """End to end per 640x490 photo (load, detect, crop, classify) with the default model and with
     every shipped model side by side, and a 20-photo batch, after warm-up (medians of repeated runs)."""
-    from emorec.config import DEFAULT_MODEL
-    from emorec.images import load_image
-    from emorec.predict import classify_photo, load_recognizers, shared_detector
-    from emorec.registry import ModelUnavailable
-
     paths = bench_images(data, 20)
     recognizers, _ = load_recognizers()
     if not recognizers:
-        raise ModelUnavailable("No usable model in models/ to benchmark.")
+        raise registry.ModelUnavailable("No usable model in models/ to benchmark.")
     default = DEFAULT_MODEL if DEFAULT_MODEL in recognizers else next(iter(recognizers))
     photo, _, _ = face_photo(paths, shared_detector())
     rows = []
@@ -164,17 +127,10 @@ def bench_predict(data: Path | None) -> pd.DataFrame:
 def bench_all(data: Path | None) -> pd.DataFrame:
     """One table: model load time, face stage, each model per face, end to end per photo, batch
     throughput and peak memory."""
-    import keras
-
-    from emorec.faces import align_crop
-    from emorec.images import load_image
-    from emorec.predict import EmotionRecognizer, classify_photo, load_recognizers, shared_detector
-    from emorec.registry import model_names
-
     paths = bench_images(data, 20)
     photo, image, _ = face_photo(paths, shared_detector())
     rows = []
-    for name in model_names():
+    for name in registry.model_names():
         started = time.perf_counter()
         try:
             EmotionRecognizer.load(name)

@@ -1,5 +1,6 @@
-"""The command line: ``python -m emorec COMMAND``. Heavy modules (TensorFlow) load only in the
-commands that need them, so ``stats`` answers at once."""
+"""The command line: ``python -m emorec COMMAND``. The modules that load TensorFlow at import
+(training, workflows, benchmarks, scans) are imported by the commands that need them, so ``stats``,
+``models`` and ``--help`` answer at once."""
 
 from __future__ import annotations
 
@@ -7,18 +8,27 @@ import argparse
 import json
 import shlex
 import sys
+import time
 from pathlib import Path
 
+import pandas as pd
+from tqdm import tqdm
+
+from emorec import registry
+from emorec.cards import COLUMN_TITLES, benchmark_table, model_table
 from emorec.config import (CACHE_DIR, DEFAULT_MODEL, FER_SLICE, FINETUNE_EPOCHS, IMAGE_SUFFIXES, LABELS, MODELS_DIR,
-                           PRETRAIN_EPOCHS, PROBE_EPOCHS, SHIPPED_SCAN, VARIANT_NAMES, WILD_EPOCHS, FaceDefaults,
-                           default_data_dir)
-from emorec.evaluate import PROTOCOLS
-from emorec.tune import DEFAULT_SPACE
+                           PRETRAIN_EPOCHS, PROBE_EPOCHS, PROTOCOLS, SEARCH_SPACE, SHIPPED_SCAN, VARIANT_NAMES,
+                           WILD_EPOCHS, FaceDefaults, default_data_dir)
+from emorec.crops import detect_dataset, detection_report
+from emorec.data import DatasetError, class_counts, image_sizes, load_dataset
+from emorec.faces import FaceDetector
+from emorec.images import ImageError, load_image
+from emorec.predict import EmotionRecognizer
+from emorec.tune_results import (SearchSpaceError, TalosTableError, load_space, merge_scans, parameter_importance,
+                                 read_results, summarize)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from emorec.data import class_counts, image_sizes, load_dataset
-
     manifest = load_dataset(args.data_dir)
     print(f"{args.data_dir}: {len(manifest)} images, {manifest['subject'].nunique()} subjects\n")
     print(class_counts(manifest).to_string())
@@ -29,12 +39,6 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from emorec.crops import detect_dataset, detection_report
-    from emorec.data import load_dataset
-    from emorec.faces import FaceDetector
-
     manifest = load_dataset(args.data_dir)
     detector = FaceDetector(min_face=args.min_face, min_score=args.min_score)
     detections = detect_dataset(manifest, detector, args.cache,
@@ -50,7 +54,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from emorec import bench
+    from emorec import bench  # deferred: loads TensorFlow
 
     if args.write_cards and args.what != "latency":
         print("--write-cards goes with `bench latency`.", file=sys.stderr)
@@ -65,14 +69,11 @@ def command_line() -> str:
 
 
 def progress_bar(desc: str, unit: str = "it"):
-    from tqdm import tqdm
-
     return lambda items: tqdm(items, desc=desc, unit=unit)
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from emorec.recipe import pretrained_path
-    from emorec.train import pretrain_fer
+    from emorec.finetune import pretrain_fer, pretrained_path  # deferred: loads TensorFlow
 
     pretrained = pretrained_path(MODELS_DIR)
     if args.restart and not pretrained.is_file():
@@ -85,8 +86,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain_wild(args: argparse.Namespace) -> int:
-    from emorec.recipe import stage1_path, wild_path
-    from emorec.wild import pretrain_wild
+    from emorec.finetune import stage1_path, wild_path  # deferred: loads TensorFlow
+    from emorec.wild import pretrain_wild  # deferred: loads TensorFlow
 
     start = stage1_path(MODELS_DIR)
     if not start.is_file():
@@ -116,9 +117,16 @@ def reject_emorec_options(args: argparse.Namespace) -> None:
         raise UsageError(f"{', '.join(given)} apply to --variant emorec only")
 
 
+def recipe_of(args: argparse.Namespace):
+    """emorec's stage-2 recipe from the command line."""
+    from emorec.finetune import Recipe  # deferred: loads TensorFlow
+
+    return Recipe(args.data, args.ck48, args.fer, args.transfer, epochs=args.epochs or FINETUNE_EPOCHS,
+                  probe_epochs=args.probe_epochs, fer_faces=args.fer_faces)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from emorec import recipe
-    from emorec.evaluate import evaluate_holdout, evaluate_variant
+    from emorec import workflows  # deferred: loads TensorFlow
 
     reject_emorec_options(args)
     if args.protocol in ("cross-dataset", "fer2013-publictest"):
@@ -131,23 +139,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return print_cross_dataset(args.variant, args.data)
     progress = progress_bar(f"{args.variant} {args.protocol}", "fold")
     if args.protocol == "fer2013-publictest":
-        summary = evaluate_holdout(args.variant, args.data, command_line(), MODELS_DIR)
+        summary = workflows.evaluate_holdout(args.variant, args.data, command_line(), MODELS_DIR)
         print(f"{args.data}: accuracy {summary['accuracy']:.3f}, macro-F1 {summary['macro_f1']:.3f} "
               f"({summary['images']} faces)")
         return 0
     if args.variant == "emorec":
         if args.protocol != "subject-kfold":
             raise UsageError("emorec is cross-validated by subject only (--protocol subject-kfold)")
-        summary = recipe.cross_validate_emorec(args.data, args.ck48, args.fer, command_line(), MODELS_DIR,
-                                               args.epochs or FINETUNE_EPOCHS, args.folds, progress,
-                                               progress_bar("weight-mixing scan", "fold"), args.fer_faces,
-                                               args.probe_epochs, args.transfer)
+        summary = workflows.cross_validate_emorec(recipe_of(args), command_line(), MODELS_DIR, args.folds, progress,
+                                                  progress_bar("weight-mixing scan", "fold"))
     else:
-        summary = evaluate_variant(args.variant, args.data, args.protocol, command_line(), args.folds,
-                                   progress=progress, epochs=args.epochs)
+        summary = workflows.evaluate_variant(args.variant, args.data, args.protocol, command_line(), args.folds,
+                                             MODELS_DIR, progress, args.epochs)
     if "weight_mixing" in summary:
-        import pandas as pd
-
         print(pd.DataFrame(summary["weight_mixing"]["scan"]).to_string(index=False))
         print(f"chosen: {summary['weight_mixing']['share']:g} x fine-tuned weights")
         for domain, held_out in summary["weight_mixing"]["leave_one_domain_out"].items():
@@ -163,9 +167,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def print_cross_dataset(name: str, data_root: Path) -> int:
-    import pandas as pd
-
-    from emorec.cross_dataset import evaluate_cross_dataset
+    from emorec.workflows import evaluate_cross_dataset  # deferred: loads TensorFlow
 
     result = evaluate_cross_dataset(name, data_root, command_line(), MODELS_DIR,
                                     progress_bar(f"{name} cross-dataset", "set"))
@@ -181,52 +183,34 @@ def print_cross_dataset(name: str, data_root: Path) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from emorec.recipe import ship_emorec
-    from emorec.train import train_final
+    from emorec.workflows import ship_emorec, train_final  # deferred: loads TensorFlow
 
     reject_emorec_options(args)
     if args.variant == "emorec":
-        card = ship_emorec(args.data, args.ck48, args.fer, command_line(), MODELS_DIR,
-                           args.epochs or FINETUNE_EPOCHS, args.fer_faces, args.probe_epochs, args.transfer)
+        card = ship_emorec(recipe_of(args), command_line(), MODELS_DIR)
     else:
-        card = train_final(args.variant, args.data, command_line(), args.epochs,
+        card = train_final(args.variant, args.data, command_line(), args.epochs, MODELS_DIR,
                            progress=progress_bar("detecting faces", "img"))
-    print(f"saved models/{args.variant}: {card['parameters']:,} parameters, {card['file_size_bytes'] / 1e6:.1f} MB, "
-          f"{card['latency_ms_per_face']} ms per face")
+    print(f"saved models/{args.variant}: {card.parameters:,} parameters, {card.size_mb:.1f} MB, "
+          f"{card.latency_ms_per_face} ms per face")
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from emorec.registry import (MODEL_FILE, ModelUnavailable, headline, majority_guess, model_names, read_card,
-                                 read_predictions)
-
-    rows, cards = [], []
-    for name in model_names():
-        try:
-            card = read_card(name)
-        except ModelUnavailable as error:
-            rows.append({"model": name, "status": str(error)})
-            continue
-        reported = (card.get("study_reported") or {}).get("accuracy")
-        status = {} if (MODELS_DIR / name / MODEL_FILE).is_file() else {"status": f"unavailable: no {MODEL_FILE}"}
-        cards.append(card)
-        rows.append({"model": name, "classes": len(card.get("classes", [])),
-                     **headline(card, read_predictions(name, "subject-kfold")),
-                     "study reported (image split)": reported, **status})
-    floor = majority_guess(cards)
-    if floor:
-        rows.append({"model": "always the most frequent class", "classes": "—", **floor})
-    table = pd.DataFrame(rows)
     if args.metric is not None and not args.cross_dataset:
         raise UsageError("--metric applies with --cross-dataset only")
+    names = registry.model_names(MODELS_DIR)
+    cards = registry.read_cards(names, MODELS_DIR)
     if args.cross_dataset:
-        from emorec.cross_dataset import COLUMN_TITLES, benchmark_table
-
-        table = benchmark_table({card.get("name", "?"): card for card in cards},
-                                args.metric or "accuracy").rename(columns=COLUMN_TITLES)
+        table = benchmark_table(cards, args.metric or "accuracy").rename(columns=COLUMN_TITLES)
         table = table.rename_axis("model").reset_index()
+    else:
+        predictions = {name: registry.read_predictions(name, "subject-kfold", MODELS_DIR) for name in cards}
+        table = model_table(cards, predictions,
+                            unreadable={name: model_problem(name) for name in names if name not in cards})
+        for name in cards:
+            if problem := model_problem(name):
+                table.loc[table["model"] == name, "status"] = problem
     if table.empty:
         print("No models in models/.")
     elif args.markdown:
@@ -234,6 +218,17 @@ def cmd_models(args: argparse.Namespace) -> int:
     else:
         print(table.to_string(index=False))
     return 0
+
+
+def model_problem(name: str) -> str | None:
+    """Why a listed model cannot be used (no readable card, no model file), or None."""
+    try:
+        registry.read_card(name, MODELS_DIR)
+    except registry.ModelUnavailable as error:
+        return str(error)
+    if not (MODELS_DIR / name / registry.MODEL_FILE).is_file():
+        return f"unavailable: no {registry.MODEL_FILE}"
+    return None
 
 
 def markdown_table(table, fractions: bool = False) -> str:
@@ -261,11 +256,7 @@ def iter_images(paths: list[Path]):
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-
-    from emorec.images import ImageError, load_image
-    from emorec.predict import EmotionRecognizer
-
-    recognizer = EmotionRecognizer.load(args.model)
+    recognizer = EmotionRecognizer.load(args.model, MODELS_DIR)
     images = list(iter_images(args.paths))
     if not images:
         print(f"warning: no image files in {', '.join(map(str, args.paths))}", file=sys.stderr)
@@ -290,9 +281,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    import time
-
-    from emorec.tune import load_space, run_scan
+    from emorec.tune_scan import run_scan  # deferred: loads TensorFlow and Talos
 
     try:
         shard = tuple(int(v) for v in args.shard.split("/")) if args.shard else None
@@ -316,18 +305,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_tune_merge(args: argparse.Namespace) -> int:
-    from emorec.tune import merge_scans
-
     print(f"{merge_scans(args.tables, args.out)} configurations in {args.out}")
     return 0
 
 
 def cmd_tune_report(args: argparse.Namespace) -> int:
     """What a scan found, as text: the Tuning page's headline numbers for a terminal or a README."""
-    import pandas as pd
-
-    from emorec.tune import parameter_importance, read_results, summarize
-
     results = read_results(args.table)
     metric = args.metric or results.primary_metric
     if metric not in results.metrics:
@@ -448,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=cmd_train)
 
     tune = commands.add_parser("tune", help="a Talos scan of the study's network family, validated by subject")
-    tune.add_argument("--space", type=Path, default=DEFAULT_SPACE, help="search-space TOML (default: the study's)")
+    tune.add_argument("--space", type=Path, default=SEARCH_SPACE, help="search-space TOML (default: the study's)")
     tune.add_argument("--variant", choices=["full", "mtcnn"], default="mtcnn", help="whole frames or MTCNN crops")
     tune.add_argument("--data", required=True, type=Path, help="dataset folder (CK+)")
     tune.add_argument("--rounds", type=positive_int, default=None, help="configurations to try (default: all)")
@@ -502,16 +485,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from emorec.data import DatasetError
-    from emorec.images import ImageError
-    from emorec.registry import ModelUnavailable
-    from emorec.tune import SearchSpaceError, TalosTableError
-
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
     except UsageError as error:
         args.parser.error(str(error))  # exits with status 2
-    except (DatasetError, ImageError, ModelUnavailable, SearchSpaceError, TalosTableError) as error:
+    except (DatasetError, ImageError, registry.ModelUnavailable, SearchSpaceError, TalosTableError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -56,6 +56,7 @@ EMOREC_MARGIN = 0.0
 MODELS_DIR = Path(os.environ.get("EMOREC_MODELS", PROJECT_ROOT / "models"))
 # models/tuning/<name>.csv: emorec's own Talos scan, what the Tuning page opens first
 SHIPPED_SCAN = "emorec-mtcnn-scan"
+SEARCH_SPACE = PROJECT_ROOT / "emorec" / "spaces" / "study.toml"  # the study's Talos search space
 # Face crops and other derived data live outside the repository.
 CACHE_DIR = Path(os.environ.get("EMOREC_CACHE", Path.home() / ".cache" / "emorec"))
 BENCH_DATA = PROJECT_ROOT.parent / "shared" / "data" / "ckplus"  # the photos `bench` times, unless given --data
@@ -67,6 +68,14 @@ def default_data_dir() -> Path:
 
 
 SEED = 1337
+# How a cross-validation splits CK+ (``python -m emorec evaluate --protocol``), and its folds by default.
+PROTOCOLS = {
+    "subject-kfold": "10-fold cross-validation grouped by subject (nobody in both training and test data)",
+    "image-kfold": "cross-validation by image, as the 2019 study split: 4 folds, each a 75/25 split of the images "
+                   "(subjects leak across folds)",
+}
+FOLDS = {"subject-kfold": 10, "image-kfold": 4}  # image-kfold: the study's 75/25
+NO_FACE = "no face"  # the answer for a photo without a detected face: wrong, in every score
 CHANCE = 1 / len(LABELS)  # accuracy of guessing among the eight classes
 NOT_SURE_BELOW = 0.5  # a model says "not sure" when its top probability is below this (unless its card sets one)
 LIVE_CLASSIFY_EVERY = 0.2  # seconds between classifications on the Live page (faces are tracked in between)

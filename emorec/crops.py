@@ -19,7 +19,7 @@ import pandas as pd
 
 from emorec.config import CACHE_DIR, LABELS, FaceDefaults
 from emorec.data import DatasetError, read_image
-from emorec.faces import Face, FaceDetector, align_crop, main_face
+from emorec.faces import Face, FaceDetector, align_crop, main_face, shared_detector
 from emorec.files import atomic_target, atomic_write_text
 from emorec.images import ImageError, load_image, to_model_input
 
@@ -151,3 +151,11 @@ def cached_model_inputs(manifest: pd.DataFrame, input_shape: tuple[int, int, int
     with atomic_target(path) as tmp:
         np.save(tmp, images)
     return images
+
+
+def main_face_crops(manifest: pd.DataFrame, input_shape: tuple[int, int, int], margin: float,
+                    detector: FaceDetector | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each photo's main face as MTCNN finds it (detections cached), cropped as the app crops it,
+    and whether a face was found (where none was: the whole photo, to be counted as no face)."""
+    detections = detect_dataset(manifest, detector or shared_detector())
+    return cached_model_inputs(detections, input_shape, True, margin), (detections["n_faces"] > 0).to_numpy()

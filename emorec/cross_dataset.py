@@ -22,12 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, f1_score, recall_score
 
-from emorec.config import LABELS
-from emorec.data import DatasetError, ferplus_majority, lfw_split, load_dataset, read_ferplus
-
-NO_FACE = "no face"  # what a photo without a detected face counts as: wrong
+from emorec.config import LABELS, NO_FACE
+from emorec.crops import cached_model_inputs, main_face_crops
+from emorec.data import DatasetError, ferplus_majority, image_digests, lfw_split, load_dataset, read_ferplus
+from emorec.metrics import floor_scores, set_scores
 
 
 @dataclass(frozen=True)
@@ -77,32 +76,7 @@ SETS: tuple[BenchmarkSet, ...] = (
 
 
 # ---------------------------------------------------------------------------------------------
-# Scores
-
-
-def set_scores(labels: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict:
-    """Accuracy (a photo without a face is wrong), macro-F1 and recall per class over ``classes``,
-    the share of photos with a face, and how often each class is predicted next to its true share."""
-    labels, predicted = np.asarray(labels, object), np.asarray(predicted, object)
-    found = predicted != NO_FACE
-    recall = recall_score(labels, predicted, labels=classes, average=None, zero_division=0)
-    return {
-        "images": int(len(labels)),
-        "accuracy": round(float(accuracy_score(labels, predicted)), 4),
-        "macro_f1": round(float(f1_score(labels, predicted, labels=classes, average="macro", zero_division=0)), 4),
-        "face_rate": round(float(found.mean()), 4),
-        "recall": {c: round(float(r), 4) for c, r in zip(classes, recall)},
-        "predicted_share": {c: round(float((predicted[found] == c).mean()), 4) if found.any() else 0.0
-                            for c in classes},
-        "true_share": {c: round(float((labels == c).mean()), 4) for c in classes},
-    }
-
-
-def floor_scores(labels: np.ndarray, classes: list[str]) -> dict:
-    """What answering the set's most frequent class for every photo scores (``labels``: not empty)."""
-    values, counts = np.unique(np.asarray(labels, object), return_counts=True)
-    return {"answer": str(values[counts.argmax()]),
-            **set_scores(labels, np.full(len(labels), values[counts.argmax()], object), classes)}
+# Predictions
 
 
 def set_classes(manifest: pd.DataFrame) -> list[str]:
@@ -111,33 +85,13 @@ def set_classes(manifest: pd.DataFrame) -> list[str]:
     return [c for c in LABELS if c in present]
 
 
-# ---------------------------------------------------------------------------------------------
-# Predictions
-
-
-def face_crops(manifest: pd.DataFrame, input_shape: tuple[int, int, int], margin: float,
-               detector=None) -> tuple[np.ndarray, np.ndarray]:
-    """Each photo's main face as MTCNN finds it (detections cached), cropped as the app crops it,
-    and whether a face was found (where none was: the whole photo, to be counted as no face)."""
-    from emorec.crops import cached_model_inputs, detect_dataset
-
-    if detector is None:
-        from emorec.predict import shared_detector
-
-        detector = shared_detector()
-    detections = detect_dataset(manifest, detector)
-    return cached_model_inputs(detections, input_shape, True, margin), (detections["n_faces"] > 0).to_numpy()
-
-
 def main_face_inputs(recognizer, manifest: pd.DataFrame, framing: str, detector=None) -> tuple[np.ndarray, np.ndarray]:
     """What ``recognizer`` sees of each photo, and whether it got a face: the whole image
     (``whole``), or the main face MTCNN found (``detect``; a whole-frame model reads the whole
     photo, as it does in the app)."""
     if framing == "whole" or not recognizer.face_crop:
-        from emorec.crops import cached_model_inputs
-
         return cached_model_inputs(manifest, recognizer.input_shape, face_crop=False), np.ones(len(manifest), bool)
-    return face_crops(manifest, recognizer.input_shape, recognizer.margin, detector)
+    return main_face_crops(manifest, recognizer.input_shape, recognizer.margin, detector)
 
 
 def set_predictions(recognizer, manifest: pd.DataFrame, framing: str, classes: list[str], detector=None) -> np.ndarray:
@@ -158,8 +112,6 @@ def benchmark(recognizer, data_root: Path, sets: Iterable[BenchmarkSet] = SETS, 
     whole set). Photos the model trained on (``trained_on``: content digests; FER2013 PublicTest
     repeats some FER2013 train faces) are left out and counted. A set that is absent or empty is
     listed under ``skipped`` with the reason."""
-    from emorec.data import image_digests
-
     results, skipped = {}, {}
     for spec in progress(list(sets)):
         try:
@@ -181,61 +133,3 @@ def benchmark(recognizer, data_root: Path, sets: Iterable[BenchmarkSet] = SETS, 
                               **set_scores(labels, predicted, classes), "left_out_trained_on": int(seen.sum()),
                               "floor": floor}
     return {"sets": results, "skipped": skipped}
-
-
-def evaluate_cross_dataset(name: str, data_root: Path, command: str, models_dir: Path,
-                           progress: Callable[[Iterable], Iterable] = iter) -> dict:
-    """``benchmark`` of a shipped model, recorded in its card (``cross_dataset``)."""
-    from emorec import registry
-    from emorec.predict import EmotionRecognizer
-
-    result = benchmark(EmotionRecognizer.load(name, models_dir), Path(data_root), progress=progress,
-                       trained_on=registry.training_images(name, models_dir))
-    if not result["sets"]:
-        locations = ", ".join(dict.fromkeys(s.location for s in SETS))
-        raise DatasetError(f"{data_root} holds none of the benchmark's sets ({locations}).")
-    registry.update_card(name, {"cross_dataset": {**result["sets"], "command": command}}, models_dir)
-    return result
-
-
-# ---------------------------------------------------------------------------------------------
-# The table every view shows (CLI, README, cards, Compare)
-
-FLOOR_ROW = "always the most frequent class"
-CKPLUS_COLUMN = "ckplus-subject"  # CK+ by subject, from the card's cross-validation
-COLUMN_TITLES = {CKPLUS_COLUMN: "CK+ by subject", "fer2013-whole": "FER2013 PublicTest",
-                 "ferplus-whole": "FER+ PublicTest",
-                 "lfw-detect": "LFW new people (face found)", "lfw-whole": "LFW new people (whole image)",
-                 "london-detect": "London (face found)"}  # short headings for tables
-
-
-def ckplus_headline(card: dict) -> dict | None:
-    """CK+ by subject (8 classes, mean over the folds, as every other table gives it) from the card's
-    cross-validation, as a benchmark set's scores, with its floor (from the class counts it was
-    scored on)."""
-    scores = card.get("evaluation", {}).get("subject-kfold", {}).get("classes_8")
-    if not scores:
-        return None
-    labels = np.repeat(list(scores["per_class"]), [int(c["support"]) for c in scores["per_class"].values()])
-    return {"accuracy": scores["accuracy"]["mean"], "macro_f1": scores["macro_f1"]["mean"], "face_rate": 1.0,
-            "floor": floor_scores(labels, list(scores["per_class"]))}
-
-
-def benchmark_table(cards: dict[str, dict], metric: str = "accuracy") -> pd.DataFrame:
-    """One row per model (and the floor), one column per set: ``metric`` (accuracy, macro_f1 or
-    face_rate), CK+ by subject first; NaN where a model was not measured."""
-    rows, floor = {}, {}
-    columns = [CKPLUS_COLUMN, *(spec.name for spec in SETS)]
-    for name, card in cards.items():
-        measured = {k: v for k, v in card.get("cross_dataset", {}).items() if isinstance(v, dict)}
-        ckplus = ckplus_headline(card)
-        if ckplus:
-            measured[CKPLUS_COLUMN] = ckplus
-        rows[name] = {column: measured[column][metric] for column in columns if column in measured}
-        for column in columns:
-            if column in measured and metric != "face_rate":  # a constant answer finds no face: no floor there
-                floor.setdefault(column, measured[column]["floor"][metric])
-    if floor:
-        rows[FLOOR_ROW] = floor
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    return table.reindex(columns=[c for c in columns if c in table.columns])

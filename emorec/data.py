@@ -14,15 +14,21 @@ Every reader returns the same pandas DataFrame (see ``MANIFEST_COLUMNS``).
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 from sklearn.model_selection import StratifiedGroupKFold
 
 from emorec.config import FER2013_CODES, IMAGE_SUFFIXES, LABEL_ALIASES, LABELS, MAX_ZIP_BYTES, SEED
+from emorec.files import content_digest
 from emorec.images import ImageError, load_image
 
 MANIFEST_COLUMNS = ["path", "label", "subject", "sequence", "frame", "source", "split"]
@@ -283,8 +289,6 @@ def images_per_subject(manifest: pd.DataFrame) -> pd.DataFrame:
 
 def image_sizes(manifest: pd.DataFrame) -> pd.DataFrame:
     """How many images have each (width, height, mode), read from the file headers only."""
-    from PIL import Image
-
     sizes = []
     for path, pixels in zip(manifest["path"], manifest.get("pixels", pd.Series([None] * len(manifest)))):
         if isinstance(pixels, str):
@@ -325,8 +329,6 @@ def read_image(row: pd.Series) -> np.ndarray:
 
 def image_digests(manifest: pd.DataFrame) -> list[str]:
     """``files.content_digest`` of every image of a manifest (a FER2013 CSV row: of its pixels)."""
-    from emorec.files import content_digest
-
     pixels = manifest["pixels"] if "pixels" in manifest else [None] * len(manifest)
     return [content_digest(p.encode() if isinstance(p, str) else Path(path).read_bytes())
             for path, p in zip(manifest["path"], pixels)]
@@ -354,9 +356,6 @@ def label_from_name(name: str) -> str | None:
 
 def expected_labels_csv(text: str) -> dict[str, str]:
     """``file,label`` rows (a header is optional) as {file name: canonical label}."""
-    import csv
-    import io
-
     labels = {}
     try:
         rows = list(csv.reader(io.StringIO(text)))
@@ -374,10 +373,6 @@ def expected_labels_csv(text: str) -> dict[str, str]:
 def extract_zip(data: bytes, destination: Path, max_bytes: int = MAX_ZIP_BYTES) -> Path:
     """Unpack an uploaded zip of a dataset safely (no paths outside ``destination``, bounded size)
     and return the folder that holds the dataset (the single top folder, if there is one)."""
-    import io
-    import zipfile
-    import zlib
-
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:

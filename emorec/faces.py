@@ -8,6 +8,7 @@ back to the original image's coordinates.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -76,7 +77,7 @@ class SkippedWithoutCandidates:
         self.stage = stage
 
     def __call__(self, bboxes_batch, **kwargs):
-        import tensorflow as tf
+        import tensorflow as tf  # deferred: loaded by MTCNN already when this runs; importing faces must not load it
 
         if bboxes_batch is not None and len(bboxes_batch) == 0:
             raise tf.errors.InvalidArgumentError(None, None, "no face candidates")
@@ -95,7 +96,7 @@ class FaceDetector:
     """
 
     def __init__(self, min_face: float = FaceDefaults.min_face, min_score: float = FaceDefaults.min_score):
-        import tensorflow as tf
+        import tensorflow as tf  # deferred: TensorFlow and MTCNN load with the first detector, not with faces
         from mtcnn import MTCNN
 
         self.min_face = min_face
@@ -183,3 +184,9 @@ def align_crop(image: np.ndarray, face: Face, size: tuple[int, int], channels: i
 def main_face(faces: list[Face]) -> Face | None:
     """The face a single-face dataset image is about: the largest confident one."""
     return max(faces, key=lambda f: (f.area, f.score), default=None)
+
+
+@functools.cache
+def shared_detector(min_face: float = FaceDefaults.min_face, min_score: float = FaceDefaults.min_score) -> FaceDetector:
+    """One MTCNN per setting for the whole process."""
+    return FaceDetector(min_face=min_face, min_score=min_score)

@@ -1,14 +1,20 @@
-"""Files written so that a crash or a full disk never leaves half of one: everything emorec keeps
-(models, cards, tables, caches) is written to a temporary file beside its target, then renamed."""
+"""Files and fingerprints. Files are written so that a crash or a full disk never leaves half of one:
+everything emorec keeps (models, cards, tables, caches) goes to a temporary file beside its target,
+then is renamed. Fingerprints say what a file or a cached result depends on: bytes, inputs, code."""
 
 from __future__ import annotations
 
+import ast
 import gzip
 import hashlib
+import inspect
 import os
-from collections.abc import Iterable, Iterator
+import textwrap
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
 
 
 @contextmanager
@@ -48,3 +54,28 @@ def read_digests(path: Path) -> frozenset[str] | None:
         return frozenset(gzip.decompress(path.read_bytes()).decode().split())
     except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile):
         return None
+
+
+def fingerprint(x: np.ndarray, *settings) -> str:
+    """What a fold's saved predictions depend on besides its split: the inputs and the settings."""
+    digest = hashlib.sha256(np.ascontiguousarray(x).tobytes())
+    digest.update(repr(settings).encode())
+    return digest.hexdigest()[:16]
+
+
+def code_fingerprint(*functions: Callable) -> str:
+    """What a result depends on in code: the functions' source without their names, docstrings,
+    comments and layout, so a reworded docstring keeps a cross-validation's finished folds while a
+    changed line of training trains them again."""
+    digest = hashlib.sha256()
+    for function in functions:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+        tree.body[0].name = "_"  # a function renamed trains the same
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body
+                    and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)):
+                node.body = body[1:] or [ast.Pass()]
+        digest.update(ast.unparse(tree).encode())
+    return digest.hexdigest()[:16]

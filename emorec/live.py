@@ -17,8 +17,8 @@ import numpy as np
 
 from emorec.config import LIVE_CLASSIFY_EVERY
 from emorec.drawing import draw_faces
-from emorec.faces import Face, FaceDetector
-from emorec.predict import EmotionRecognizer, FacePrediction, shared_detector
+from emorec.faces import Face, FaceDetector, shared_detector
+from emorec.predict import EmotionRecognizer, FacePrediction
 
 
 @dataclass(frozen=True)

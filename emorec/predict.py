@@ -7,20 +7,25 @@
 
 from __future__ import annotations
 
-import functools
+import datetime
+import os
+import platform
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from emorec.config import MODELS_DIR, NOT_SURE_BELOW, FaceDefaults
-from emorec.evaluate import apply_temperature
-from emorec.faces import Face, FaceDetector, align_crop, main_face, whole_image_face
-from emorec.images import ImageError, to_model_input
-from emorec.registry import MODEL_FILE, ModelUnavailable, read_card
+from emorec.calibration import apply_temperature
+from emorec.cards import ModelCard
+from emorec.config import MODELS_DIR
+from emorec.faces import Face, FaceDetector, align_crop, main_face, shared_detector, whole_image_face
+from emorec.files import content_digest
+from emorec.images import ImageError, load_image, to_model_input
+from emorec.registry import MODEL_FILE, ModelUnavailable, model_names, read_card
 
 
 @dataclass(frozen=True)
@@ -40,12 +45,6 @@ class FacePrediction:
                 "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()}, "sure": self.sure}
 
 
-@functools.cache
-def shared_detector(min_face: float = FaceDefaults.min_face, min_score: float = FaceDefaults.min_score) -> FaceDetector:
-    """One MTCNN per setting for the whole process."""
-    return FaceDetector(min_face=min_face, min_score=min_score)
-
-
 def mirror_averaged(forward, images: np.ndarray) -> np.ndarray:
     """Test-time augmentation: the mean of ``forward``'s probabilities for the faces and for
     their mirror images, computed as one batch."""
@@ -57,17 +56,17 @@ class EmotionRecognizer:
     """A shipped model with what it needs to see faces the way it was trained: input size,
     colour mode, face crop or whole frame, crop margin, temperature and "not sure" threshold."""
 
-    def __init__(self, name: str, model, card: dict):
-        import tensorflow as tf
+    def __init__(self, name: str, model, card: ModelCard):
+        import tensorflow as tf  # deferred: listing models and cards must not load TensorFlow
 
         self.name = name
-        self.classes: tuple[str, ...] = tuple(card["classes"])
-        self.input_shape: tuple[int, int, int] = tuple(card["input_shape"])
-        self.face_crop: bool = bool(card.get("face_crop", True))
-        self.margin: float = float(card.get("margin", FaceDefaults.margin))
-        self.temperature: float = float(card.get("temperature", 1.0))
-        self.threshold: float = float(card.get("threshold", NOT_SURE_BELOW))
-        self.tta_flip: bool = bool(card.get("tta_flip", False))
+        self.classes: tuple[str, ...] = card.classes
+        self.input_shape: tuple[int, int, int] = card.input_shape
+        self.face_crop: bool = bool(card.face_crop)
+        self.margin: float = float(card.margin)
+        self.temperature: float = float(card.temperature)
+        self.threshold: float = float(card.threshold)
+        self.tta_flip: bool = bool(card.tta_flip)
         # One traced graph for any batch size: calling a Keras model eagerly costs far more per face.
         self._forward = tf.function(
             lambda x: model(x, training=False),
@@ -77,7 +76,7 @@ class EmotionRecognizer:
     @classmethod
     def load(cls, name: str, models_dir: Path = MODELS_DIR) -> EmotionRecognizer:
         """Load ``models/<name>``; raises ``ModelUnavailable`` saying why when it cannot."""
-        import keras
+        import keras  # deferred: listing models and cards must not load TensorFlow
 
         card = checked_card(name, models_dir)
         path = models_dir / name / MODEL_FILE
@@ -86,7 +85,7 @@ class EmotionRecognizer:
         except Exception as error:  # Keras raises many types for a damaged file; all mean the same here
             raise ModelUnavailable(f"Model {name!r}: {path.name} cannot be loaded "
                                    f"({type(error).__name__}: {str(error)[:200]}).") from None
-        if tuple(model.input_shape[1:]) != tuple(card["input_shape"]) or model.output_shape[-1] != len(card["classes"]):
+        if tuple(model.input_shape[1:]) != card.input_shape or model.output_shape[-1] != len(card.classes):
             raise ModelUnavailable(f"Model {name!r}: the model file does not match its card (input or classes).")
         return cls(name, model, card)
 
@@ -198,7 +197,7 @@ def photo_row(photo: str, status: str, error: str | None = None) -> dict:
     return {"photo": photo, "status": status, "error": error}
 
 
-def checked_card(name: str, models_dir: Path = MODELS_DIR) -> dict:
+def checked_card(name: str, models_dir: Path = MODELS_DIR) -> ModelCard:
     """The card of a model whose files look usable, checked without loading the network (a page can
     list models at once); ``ModelUnavailable`` saying why otherwise: no or unreadable card, no
     model file, a damaged archive, a card without classes or input shape."""
@@ -206,7 +205,7 @@ def checked_card(name: str, models_dir: Path = MODELS_DIR) -> dict:
     path = models_dir / name / MODEL_FILE
     if not path.exists():
         raise ModelUnavailable(f"Model {name!r} has a card but no model file ({path}).")
-    missing = {"classes", "input_shape"} - set(card)
+    missing = [key for key in ("classes", "input_shape") if not getattr(card, key)]
     if missing:
         raise ModelUnavailable(f"Model {name!r}: its card lacks {', '.join(sorted(missing))}.")
     if not zipfile.is_zipfile(path):  # Keras would call a damaged archive "file not found"
@@ -216,8 +215,6 @@ def checked_card(name: str, models_dir: Path = MODELS_DIR) -> dict:
 
 def load_recognizers(models_dir: Path = MODELS_DIR) -> tuple[dict[str, EmotionRecognizer], dict[str, str]]:
     """Every model in ``models/``: the usable ones, and for the others the reason they are not."""
-    from emorec.registry import model_names
-
     available, unavailable = {}, {}
     for name in model_names(models_dir):
         try:
@@ -255,3 +252,38 @@ def labelled_photo_rows(photo: str, expected: str | None, classify: Callable[[],
         message = str(error) if isinstance(error, ImageError) else f"{type(error).__name__}: {error}"
         return [{"photo": photo, "model": None, "expected": expected, "predicted": None, "error": message,
                  "digest": digest}]
+
+
+def classify_labelled_photos(manifest: pd.DataFrame, recognizers: dict[str, EmotionRecognizer],
+                             progress: Callable[[Iterable], Iterable] = iter,
+                             whole_image: bool = False) -> pd.DataFrame:
+    """Every model on a labelled folder of photos (class-folder layout): one row per photo and model
+    for each photo's main face (``labelled_photo_rows``; scored by ``metrics.score_labelled``);
+    ``whole_image`` for faces cropped already. A photo that fails gets an ``error`` and the others go on."""
+    rows = []
+    for path, label in progress(list(zip(manifest["path"], manifest["label"]))):
+        try:
+            data = Path(path).read_bytes()
+        except OSError:
+            data = None  # load_image names the problem
+        rows += labelled_photo_rows(Path(path).name, label, lambda path=path, data=data: classify_photo(
+            load_image(path if data is None else data, Path(path).name), recognizers, whole_image),
+            None if data is None else content_digest(data))
+    return pd.DataFrame(rows)
+
+
+def machine() -> str:
+    """This CPU and its cores, for numbers that hold only on the machine that measured them."""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
+def served_latency(name: str, models_dir: Path = MODELS_DIR) -> dict:
+    """A shipped model's latency per face as the app serves it, with when and where it was measured
+    (the card fields ``latency_ms_per_face`` and ``latency_measured``)."""
+    return {"latency_ms_per_face": EmotionRecognizer.load(name, models_dir).latency_ms(),
+            "latency_measured": f"{datetime.date.today()}, {machine()}"}

@@ -1,18 +1,15 @@
-"""Training: tf.data pipelines with Keras augmentation layers, class weights, early stopping,
-checkpoints that resume after an interruption, and a history saved beside the model.
+"""Training building blocks: seeds, tf.data pipelines with Keras augmentation layers, class
+weights, optimizers, resumable fitting, saving, and the cross-validation runner.
 
-Setup -> Prepare data -> Build -> Train, as in the keras-io examples; the recipes at the bottom
-are what the CLI runs: ``train_final`` (``python -m emorec train``, the study variants; emorec's
-own recipe is ``emorec.recipe``), ``pretrain_fer`` (``pretrain``), ``study_trainer`` (``evaluate``)
-and ``train_configuration`` (a Talos table's row, from the Tuning page).
+Setup -> Prepare data -> Train -> Cross-validate, as in the keras-io examples. The recipes that use
+these blocks are ``emorec.study`` (the 2019 study's variants) and ``emorec.finetune`` (emorec's own).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import keras
@@ -20,17 +17,16 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 from keras import layers
-from sklearn.model_selection import GroupShuffleSplit, train_test_split
+from sklearn.model_selection import GroupShuffleSplit, StratifiedKFold, train_test_split
 from sklearn.utils.class_weight import compute_class_weight
 
-from emorec import registry
-from emorec.bench import served_latency
-from emorec.config import (CACHE_DIR, LABELS, MODELS_DIR, PRETRAIN_EPOCHS, PRETRAIN_ERASING,
-                           PRETRAIN_RESTART_LEARNING_RATE, SEED)
+from emorec.config import FOLDS, PROTOCOLS, SEED
 from emorec.crops import cached_model_inputs, detect_dataset
-from emorec.data import dataset_summary, image_digests, label_indices, load_dataset
-from emorec.files import atomic_target, atomic_write_text
-from emorec.models import VARIANTS, build
+from emorec.data import assert_subject_independent, groups_of, label_indices, subject_kfold
+from emorec.faces import shared_detector
+from emorec.files import atomic_target, atomic_write_text, fingerprint
+from emorec.metrics import predictions_frame
+from emorec.models import VARIANTS
 
 # ---------------------------------------------------------------------------------------------
 # Setup
@@ -78,8 +74,6 @@ def augmentation(erasing: float = 0.0) -> keras.Sequential:
 def variant_inputs(name: str, manifest: pd.DataFrame, progress=iter) -> np.ndarray:
     """The dataset as variant ``name`` sees it: aligned face crops (faces detected once, cached)
     or whole frames, at the variant's input size."""
-    from emorec.predict import shared_detector
-
     variant = VARIANTS[name]
     if variant.face_crop:
         manifest = detect_dataset(manifest, shared_detector(), progress=progress)
@@ -195,7 +189,7 @@ def save_model(model: keras.Model, path: Path, quantize: bool = False) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Recipes
+# Splits
 
 
 def inner_validation_split(y: np.ndarray, groups: np.ndarray, fraction: float = 0.15, seed: int = SEED):
@@ -210,26 +204,6 @@ def best_epoch(run_dir: Path) -> int:
     history = json.loads((run_dir / "history.json").read_text())
     scored = [row for row in history if "val_loss" in row]
     return min(scored, key=lambda row: row["val_loss"])["epoch"] if scored else history[-1]["epoch"]
-
-
-def train_study_variant(name: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None, run_dir: Path,
-                        epochs: int | None = None, verbose: int = 2) -> keras.Model:
-    """A study variant with its own optimizer, batch size and epochs. With ``groups``, 15 % of
-    the subjects are held out for early stopping; without (the final model), it trains ``epochs``."""
-    set_seed()
-    variant = VARIANTS[name]
-    model = build(name)
-    compile_model(model, variant.optimizer, variant.learning_rate)
-    augment = augmentation()
-    if groups is not None:
-        fit_rows, val_rows = inner_validation_split(y, groups)
-        val = make_dataset(x[val_rows], y[val_rows], 256)
-    else:
-        fit_rows, val = np.arange(len(y)), None
-    train = make_dataset(x[fit_rows], y[fit_rows], variant.batch_size, augment, shuffle=True)
-    fit(model, train, val, epochs or variant.epochs, run_dir, class_weights(y[fit_rows], 1.0),
-        patience=max(5, min(10, (epochs or variant.epochs) // 5)), verbose=verbose)
-    return model
 
 
 def fer_holdout_split(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -247,167 +221,49 @@ def without_copies(rows: np.ndarray, of_rows: np.ndarray, digests: list[str]) ->
     return rows[~np.isin(digests[rows], digests[of_rows])]
 
 
-def pretrain_fer(fer_train_dir: Path, out_dir: Path, epochs: int = PRETRAIN_EPOCHS, batch_size: int | None = None,
-                 run_dir: Path | None = None, restart_from: Path | None = None) -> keras.Model:
-    """emorec stage 1: learn faces in the wild on FER2013 train (10 % held out to watch the run;
-    the PublicTest split is never seen). Trains in ``run_dir`` (resumable, outside the repository)
-    and writes ``pretrained.keras``, its history and data counts to ``out_dir`` when done.
+# ---------------------------------------------------------------------------------------------
+# Cross-validate
 
-    ``restart_from`` continues a finished stage 1 for another cosine cycle (a warm restart, SGDR:
-    Loshchilov & Hutter, ICLR 2017) at a lower peak rate and with random erasing, against the
-    overfitting the first cycle ended in; the history then continues the first cycle's."""
-    set_seed(deterministic=False)  # see set_seed: XLA, and a resumed run is not a repeated one
-    if restart_from is None:
-        cycle = "pretrain"
-    else:  # keyed by the network it starts from: the backup of another start is never resumed
-        cycle = f"pretrain-restart-{hashlib.sha256(restart_from.read_bytes()).hexdigest()[:12]}-{epochs}ep"
-    run_dir = run_dir or CACHE_DIR / "runs" / "emorec" / cycle
-    variant = VARIANTS["emorec"]
-    batch_size = batch_size or variant.batch_size
-    manifest = load_dataset(fer_train_dir)
-    x = cached_model_inputs(manifest, variant.input_shape, face_crop=False)
+
+def folds(manifest: pd.DataFrame, protocol: str, n_splits: int | None = None,
+          seed: int = SEED) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Train/test positions of each fold under ``protocol`` (``n_splits`` defaults to ``FOLDS``)."""
+    if protocol not in FOLDS:
+        raise ValueError(f"Unknown protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}.")
+    n_splits = n_splits or FOLDS[protocol]
+    if protocol == "subject-kfold":
+        for train, test in subject_kfold(manifest, n_splits, seed):
+            assert_subject_independent(manifest.iloc[train], manifest.iloc[test])
+            yield train, test
+    else:  # image-kfold
+        yield from StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(manifest, manifest["label"])
+
+
+# A trainer takes (train images, train label indices, train groups, run folder) and returns a
+# function from images to class probabilities.
+Trainer = Callable[[np.ndarray, np.ndarray, np.ndarray, Path], Callable[[np.ndarray], np.ndarray]]
+
+
+def cross_validate(x: np.ndarray, manifest: pd.DataFrame, trainer: Trainer, protocol: str, run_dir: Path,
+                   n_splits: int | None = None, progress: Callable[[Iterable], Iterable] = iter,
+                   settings: tuple = ()) -> pd.DataFrame:
+    """Train and test once per fold; returns one row per test image: its fold, true label and
+    the predicted probability of every class. Folds finished before an interruption (their test
+    predictions saved in ``run_dir`` with the same inputs and ``settings``) are not trained again."""
     y = label_indices(manifest["label"])
-    fit_rows, held_out = fer_holdout_split(y)
-    x_train, x_val, y_train, y_val = x[fit_rows], x[held_out], y[fit_rows], y[held_out]
-    steps = epochs * int(np.ceil(len(x_train) / batch_size))
-    model = build("emorec")
-    earlier: list[dict] = []
-    if restart_from is None:
-        peak, augment = variant.learning_rate, augmentation()
-    else:
-        model.set_weights(keras.models.load_model(restart_from, compile=False).get_weights())
-        history_path = restart_from.parent / "history.json"
-        earlier = json.loads(history_path.read_text()) if history_path.exists() else []
-        peak, augment = PRETRAIN_RESTART_LEARNING_RATE, augmentation(erasing=PRETRAIN_ERASING)
-    schedule = keras.optimizers.schedules.CosineDecay(peak / 20, steps, warmup_target=peak, warmup_steps=steps // 30)
-    compile_model(model, variant.optimizer, schedule)
-    fit(model, make_dataset(x_train, y_train, batch_size, augment, shuffle=True),
-        make_dataset(x_val, y_val, 512), epochs, run_dir, class_weights(y_train, 0.3), patience=None)
-    save_model(model, out_dir / "pretrained.keras")
-    cycle_rows = [{**row, "epoch": row["epoch"] + len(earlier)}
-                  for row in json.loads((run_dir / "history.json").read_text())]
-    atomic_write_text(out_dir / "history.json", json.dumps(earlier + cycle_rows, indent=1))
-    atomic_write_text(out_dir / "data_stats.json", json.dumps(dataset_summary(manifest), indent=1))
-    return model
-
-
-def training_code(name: str) -> str:
-    """``code_fingerprint`` of what trains a study variant in a fold: its network and its recipe."""
-    from emorec import models
-    from emorec.evaluate import code_fingerprint
-
-    network = models.cifar10_cnn if name == "baseline" else models.tuned_cnn
-    return code_fingerprint(network, train_study_variant, study_trainer, fit, augmentation, make_dataset, class_weights,
-                            compile_model, make_optimizer, inner_validation_split, predict_probabilities)
-
-
-def study_trainer(name: str, epochs: int | None = None):
-    """An ``evaluate.Trainer`` for a study variant: trains on a fold, returns its predict function."""
-
-    def train_fold(x: np.ndarray, y: np.ndarray, groups: np.ndarray, run_dir: Path):
-        model = train_study_variant(name, x, y, groups, run_dir, epochs, verbose=0)
-        return lambda images: predict_probabilities(model, images)
-
-    return train_fold
-
-
-def train_final(name: str, data_dir: Path, command: str, epochs: int | None = None,
-                models_dir: Path = MODELS_DIR, progress=iter) -> dict:
-    """Train a study variant on the whole dataset and ship it: ``models/<name>/model.keras``,
-    its history and its card. Without ``epochs``, the median best epoch of its subject-grouped
-    cross-validation (when run) or the variant's default."""
-    variant = VARIANTS[name]
-    manifest = load_dataset(data_dir)
-    x = variant_inputs(name, manifest, progress)
-    y = label_indices(manifest["label"])
-    if epochs is None:
-        try:
-            best = (registry.read_card(name, models_dir).get("evaluation", {}).get("subject-kfold", {})
-                    .get("best_epochs"))
-        except registry.ModelUnavailable:
-            best = None
-        epochs = int(np.median(best)) if best else variant.epochs
-    run_dir = CACHE_DIR / "runs" / name / "final"
-    model = train_study_variant(name, x, y, None, run_dir, epochs)
-    out = models_dir / name
-    save_model(model, out / registry.MODEL_FILE, quantize=variant.quantize_dense)
-    registry.write_training_images(name, image_digests(manifest), models_dir)
-    atomic_write_text(out / "history.json", (run_dir / "history.json").read_text())
-    registry.update_card(name, {
-        "evaluation": {"fer2013-publictest": None},  # measured on the old model: run again on this one
-        "cross_dataset": None,
-        "quantization": "Dense kernels int8 (keras quantize), convolutions float32" if variant.quantize_dense else None,
-        "description": variant.description,
-        "variant": name,
-        "classes": list(LABELS),
-        "input_shape": list(variant.input_shape),
-        "face_crop": variant.face_crop,
-        "parameters": int(model.count_params()),
-        "file_size_bytes": (out / registry.MODEL_FILE).stat().st_size,
-        "data": {**dataset_summary(manifest), "folder": str(data_dir)},
-        "training": {"epochs": epochs, "batch_size": variant.batch_size, "optimizer": variant.optimizer,
-                     "learning_rate": variant.learning_rate,
-                     "augmentation": [type(layer).__name__ for layer in augmentation().layers]},
-        "commands": {"train": command},
-        "study_reported": {"accuracy": variant.study_reported_accuracy,
-                           "protocol": "image-level split (75/25 by image), as reported by the 2019 study"}
-        if variant.study_reported_accuracy is not None else None,
-    }, models_dir)
-    return registry.update_card(name, served_latency(name, models_dir), models_dir)
-
-
-def train_configuration(params: dict, data_dir: Path, name: str, face_crop: bool, command: str,
-                        models_dir: Path = MODELS_DIR,
-                        on_epoch: Callable[[int, int, dict], None] | None = None) -> dict:
-    """Train one configuration of the study's tuned family (a row of a Talos table) on a dataset,
-    validated on a fifth of the subjects held out, and register it in ``models/<name>``. Its run
-    folder is keyed by the data and the configuration: an interrupted run of the same resumes,
-    another configuration under the same name starts afresh."""
-    from emorec.data import groups_of
-    from emorec.evaluate import fingerprint, predictions_frame, scores
-    from emorec.models import tuned_cnn
-
-    set_seed()
-    variant = VARIANTS["tuned_mtcnn" if face_crop else "tuned_full"]
-    optimizer = str(params.get("optimizer", variant.optimizer))
-    make_optimizer(optimizer, 1e-3)  # an unknown optimizer fails here, before the faces are prepared
-    manifest = load_dataset(data_dir)
-    x = variant_inputs(variant.name, manifest)
-    y = label_indices(manifest["label"])
-    fit_rows, val_rows = inner_validation_split(y, groups_of(manifest).to_numpy(), 0.2)
-    model = tuned_cnn(variant.input_shape, len(LABELS), params, name="tuned")
-    compile_model(model, optimizer, float(params.get("lr", variant.learning_rate)))
-    epochs = int(params.get("epochs", variant.epochs))
-    batch_size = int(params.get("batch_size", variant.batch_size))
-    run_dir = (CACHE_DIR / "runs" / "configurations"
-               / f"{name}-{fingerprint(x, sorted(params.items(), key=str), face_crop)}")
-    fit(model, make_dataset(x[fit_rows], y[fit_rows], batch_size, augmentation(), shuffle=True),
-        make_dataset(x[val_rows], y[val_rows], 256), epochs, run_dir,
-        class_weights(y[fit_rows], 1.0), patience=int(params.get("patience", 5)), verbose=0, on_epoch=on_epoch)
-    out = models_dir / name
-    save_model(model, out / registry.MODEL_FILE)
-    registry.write_training_images(name, np.array(image_digests(manifest))[fit_rows], models_dir)
-    atomic_write_text(out / "history.json", (run_dir / "history.json").read_text())
-    (out / registry.CARD_FILE).unlink(missing_ok=True)  # the card of a model this one replaces says nothing of it
-    probabilities = predict_probabilities(model, x[val_rows])
-    result = scores(predictions_frame(probabilities, manifest.iloc[val_rows]), LABELS)
-    registry.update_card(name, {
-        "description": f"A configuration of the study's tuned family, trained from the Tuning page "
-                       f"({'MTCNN face crops' if face_crop else 'whole frames'})",
-        "variant": variant.name,
-        "classes": list(LABELS),
-        "input_shape": list(variant.input_shape),
-        "face_crop": face_crop,
-        "parameters": int(model.count_params()),
-        "file_size_bytes": (out / registry.MODEL_FILE).stat().st_size,
-        "data": {**dataset_summary(manifest), "folder": str(data_dir)},
-        "training": {"params": {k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()},
-                     "epochs": epochs},
-        "evaluation": {"subject-holdout": {
-            "description": "one split: a fifth of the subjects held out (they also chose the epoch to stop at)",
-            "accuracy": result["accuracy"]["pooled"], "macro_f1": result["macro_f1"]["pooled"],
-            "images": result["images"],
-            "majority_class": round(max(c["support"] for c in result["per_class"].values()) / result["images"], 4)}},
-        "commands": {"train": command},
-    }, models_dir)
-    return registry.update_card(name, served_latency(name, models_dir), models_dir)
+    groups = groups_of(manifest).to_numpy()
+    recipe = fingerprint(x, *settings)
+    rows = []
+    for fold, (train, test) in progress(list(enumerate(folds(manifest, protocol, n_splits)))):
+        fold_dir = run_dir / f"{protocol}-fold{fold:02d}"
+        done = fold_dir / "test_probabilities.npz"
+        test_paths = manifest["path"].iloc[test].to_numpy().astype(str)
+        saved = np.load(done) if done.exists() else None
+        if saved is not None and np.array_equal(saved["paths"], test_paths) and saved.get("recipe") == recipe:
+            probabilities = saved["probabilities"]  # this fold finished before an interruption
+        else:
+            probabilities = trainer(x[train], y[train], groups[train], fold_dir)(x[test])
+            with atomic_target(done) as tmp:
+                np.savez(tmp, paths=test_paths, probabilities=probabilities, recipe=recipe)
+        rows.append(predictions_frame(probabilities, manifest.iloc[test], fold))
+    return pd.concat(rows, ignore_index=True)

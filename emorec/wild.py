@@ -27,8 +27,7 @@ import tensorflow as tf
 from keras import layers
 
 from emorec.config import CACHE_DIR, LABELS, SEED, WILD_EPOCHS, WILD_LEARNING_RATE, WILD_LFW_SHARE, WILD_STEPS
-from emorec.crops import cached_model_inputs
-from emorec.cross_dataset import face_crops
+from emorec.crops import cached_model_inputs, main_face_crops
 from emorec.data import ferplus_targets, ferplus_votes_for, image_digests, label_indices, lfw_split, load_dataset
 from emorec.files import atomic_write_text, write_digests
 from emorec.models import VARIANTS
@@ -126,7 +125,7 @@ def ferplus_domains(ferplus_csv: Path, fer_train_dir: Path) -> tuple[Domain, Dom
 def lfw_domains(lfw_dir: Path) -> tuple[Domain, Domain]:
     """LFW expressions split by person: the training people, and the validation people."""
     manifest = load_dataset(lfw_dir)
-    x, y = face_crops(manifest, VARIANT.input_shape, VARIANT.margin)[0], one_hot(manifest["label"])
+    x, y = main_face_crops(manifest, VARIANT.input_shape, VARIANT.margin)[0], one_hot(manifest["label"])
     train, validation = lfw_split(manifest)
     return (Domain("lfw", x[train], y[train], balancing_weights(y[train]),
                    tuple(np.array(image_digests(manifest))[train])),

@@ -14,6 +14,15 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("EMOREC_SHARED_DATA", ROOT.parent / "shared" / "data"))
+# A Talos 2.x results table (three configurations), as a scan writes it.
+TALOS2 = ("start,end,duration,execution_time,round_epochs,loss,accuracy,val_loss,val_accuracy,lr,dropout,optimizer,"
+          "neurons_layer_2,activation_1,_trial_id,_param_hash\n"
+          "2026-11-20 10:00:00,2026-11-20 10:00:30,30.5,30.1,12,0.9,0.7,1.1,0.61,0.001,0.30000000000000004,Adam,"
+          "64,relu,0,ab12\n"
+          "2026-11-20 10:00:30,2026-11-20 10:01:10,40.0,39.8,15,0.8,0.75,1.0,0.66,0.0001,0.1,Nadam,"
+          "128,elu,1,cd34\n"
+          "2026-11-20 10:01:10,2026-11-20 10:01:40,30.0,29.9,10,1.9,0.2,2.0,0.125,0.001,0.5,SGD,"
+          "64,tanh,2,ef56\n")
 
 
 def shared_data(*parts: str) -> Path:
@@ -46,17 +55,21 @@ def write_image(path: Path, size=(64, 48), mode="L", value: int | None = None) -
     return path
 
 
-def save_tiny_model(models_dir: Path, name: str = "tiny", **card) -> Path:
-    """A real Keras model (48x48 gray -> 8 classes, untrained) with its card in ``models_dir/name``."""
+def save_tiny_model(models_dir: Path, name: str = "tiny", convolutional: bool = False, **card) -> Path:
+    """A real Keras model (48x48 gray -> 8 classes, untrained) with its card in ``models_dir/name``, as
+    training would leave it: one dense layer, or (``convolutional``) emorec's own network made narrow,
+    for what needs convolutions (the "why" heat map)."""
     import keras
 
     from emorec import registry
     from emorec.config import LABELS
+    from emorec.models import emorec_cnn
 
     folder = models_dir / name
     folder.mkdir(parents=True, exist_ok=True)
-    model = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
-                              keras.layers.Dense(len(LABELS), activation="softmax")])
+    model = (emorec_cnn(widths=(16, 32)) if convolutional else
+             keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                               keras.layers.Dense(len(LABELS), activation="softmax")]))
     model.save(folder / registry.MODEL_FILE)
     registry.update_card(name, {"classes": list(LABELS), "input_shape": [48, 48, 1], "face_crop": True,
                                 "description": "test model", **card}, models_dir)

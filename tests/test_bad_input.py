@@ -2,7 +2,7 @@
 folders, Talos CSVs and search spaces, model files, the CLI, the caches) answers bad input with a
 clear message, never a traceback on a page, and never leaves a half-written file.
 
-These cases add to the ones in test_images, test_data, test_tune, test_models, test_app and
+These cases add to the ones in test_images, test_data, test_tune_results, test_models, test_app and
 test_classify_page. Fixtures are tiny and synthetic (tmp_path); the only photo with a face is
 scikit-image's public-domain astronaut.
 """
@@ -27,12 +27,12 @@ from skimage import data as skdata
 from streamlit.testing.v1 import AppTest
 
 import emorec.config
-from emorec import data, registry, tune
+from emorec import data, registry
+from emorec import tune_results as tune
 from emorec.cli import main as cli_main
 from emorec.config import LABELS
 from emorec.images import ImageError, load_image
-from tests.conftest import ROOT, save_tiny_model, write_image
-from tests.test_tune import TALOS2
+from tests.conftest import ROOT, TALOS2, save_tiny_model, write_image
 
 TIMEOUT = 120
 
@@ -835,7 +835,7 @@ def test_card_update_interrupted_mid_write_keeps_the_old_card(monkeypatch, tmp_p
         registry.update_card("tiny", {"description": "x" * 10_000}, models)
     monkeypatch.undo()
     assert (models / "tiny" / registry.CARD_FILE).read_text() == before
-    assert registry.read_card("tiny", models)["description"] == "bad-input test model"
+    assert registry.read_card("tiny", models).description == "bad-input test model"
 
 
 def test_model_save_interrupted_mid_write_keeps_the_old_model(monkeypatch, tmp_path, tiny_model):
@@ -913,22 +913,22 @@ def test_detection_cache_interrupted_mid_write_is_not_poisoned(monkeypatch, tmp_
 
 
 def test_cross_validation_table_interrupted_mid_write_keeps_the_old_table(monkeypatch, tmp_path):
-    from emorec import evaluate, train
+    from emorec import workflows
 
     manifest = data.load_dataset(faceless_folder(tmp_path / "data"))
     predictions = pd.DataFrame({"fold": 0, "path": manifest["path"], "label": manifest["label"],
                                 **{label: 1 / len(LABELS) for label in LABELS}})
     monkeypatch.setattr(emorec.config, "CACHE_DIR", tmp_path / "cache")
-    monkeypatch.setattr(train, "variant_inputs", lambda name, manifest, progress=iter: np.zeros((len(manifest), 1)))
-    monkeypatch.setattr(evaluate, "cross_validate", lambda *args, **kwargs: predictions)
-    monkeypatch.setattr(train, "best_epoch", lambda run_dir: 1)
+    monkeypatch.setattr(workflows, "variant_inputs", lambda name, manifest, progress=iter: np.zeros((len(manifest), 1)))
+    monkeypatch.setattr(workflows, "cross_validate", lambda *args, **kwargs: predictions)
+    monkeypatch.setattr(workflows, "best_epoch", lambda run_dir: 1)
     models = tmp_path / "models"
     (models / "baseline").mkdir(parents=True)
     table = models / "baseline" / "cv-subject-kfold.csv"
     table.write_text("the previous, complete table\n")
     fill_the_disk(monkeypatch)
     with pytest.raises(OSError):
-        evaluate.evaluate_variant("baseline", tmp_path / "data", "subject-kfold", "cmd", n_splits=2, models_dir=models)
+        workflows.evaluate_variant("baseline", tmp_path / "data", "subject-kfold", "cmd", n_splits=2, models_dir=models)
     monkeypatch.undo()
     assert table.read_text() == "the previous, complete table\n"
     assert not list(table.parent.glob(".*tmp*"))

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tests.browser import browser_page, chromium_path, face_video, running_app, server_errors
-from tests.test_models import ship_tiny_model
+from tests.conftest import save_tiny_model
 
 pytestmark = pytest.mark.browser
 
@@ -22,7 +22,7 @@ def frames_processed(page) -> int:
 def test_webcam_stream_is_processed(tmp_path):
     chromium_path()
     models = tmp_path / "models"
-    ship_tiny_model(models, "tiny")  # any model: this test is about the video pipeline
+    save_tiny_model(models, "tiny", convolutional=True)  # any model: this test is about the video pipeline
     log = tmp_path / "server.log"
     with running_app(tmp_path, log, models_dir=models) as app, browser_page() as page:
         url = app.url
@@ -48,7 +48,7 @@ def test_webcam_face_is_classified_while_streaming(tmp_path):
     (a still face gives the same chart again and again), no error while it streams."""
     chromium_path()
     models = tmp_path / "models"
-    ship_tiny_model(models, "tiny")
+    save_tiny_model(models, "tiny", convolutional=True)
     log = tmp_path / "server.log"
     with running_app(tmp_path, log, models_dir=models) as app, browser_page(face_video(tmp_path / "face.y4m")) as page:
         page.goto(f"{app.url}/live")

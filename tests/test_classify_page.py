@@ -11,8 +11,7 @@ from PIL import Image
 from skimage import data as skdata
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
-from tests.test_models import ship_tiny_model
+from tests.conftest import ROOT, save_tiny_model
 
 TIMEOUT = 120
 
@@ -31,8 +30,8 @@ CORRUPT = ASTRONAUT[: len(ASTRONAUT) // 3]
 @pytest.fixture
 def classify_page(tmp_path, monkeypatch):
     models = tmp_path / "models"
-    ship_tiny_model(models, "tiny")
-    ship_tiny_model(models, "tiny_whole", face_crop=False)
+    save_tiny_model(models, "tiny", convolutional=True)
+    save_tiny_model(models, "tiny_whole", face_crop=False, convolutional=True)
     (models / "broken").mkdir()
     (models / "broken" / "card.json").write_text("{oops")
     import emorec.config
@@ -62,7 +61,7 @@ def test_the_page_opens_with_the_default_model_alone_loaded(tmp_path, monkeypatc
 
     models = tmp_path / "models"
     for name in ("emorec", "other"):
-        ship_tiny_model(models, name)
+        save_tiny_model(models, name, convolutional=True)
     monkeypatch.setattr(emorec.config, "MODELS_DIR", models)
     loaded = []
     original = EmotionRecognizer.load.__func__

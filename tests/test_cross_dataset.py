@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from emorec import cross_dataset, data, registry
+from emorec import cards, cross_dataset, data, metrics, registry
+from emorec.config import NO_FACE
+from emorec.workflows import evaluate_cross_dataset
 from emorec.cli import main as cli_main
 from tests.conftest import save_tiny_model, shared_data
 
@@ -20,20 +23,20 @@ def data_root(wild_data_root) -> Path:
 
 def test_scores_count_a_photo_without_a_face_as_wrong_and_show_the_prior():
     labels = np.array(["neutral", "happiness", "happiness", "anger"], object)
-    predicted = np.array(["neutral", "happiness", cross_dataset.NO_FACE, "neutral"], object)
-    scores = cross_dataset.set_scores(labels, predicted, ["neutral", "anger", "happiness"])
+    predicted = np.array(["neutral", "happiness", NO_FACE, "neutral"], object)
+    scores = metrics.set_scores(labels, predicted, ["neutral", "anger", "happiness"])
     assert scores["accuracy"] == 0.5 and scores["face_rate"] == 0.75
     assert scores["recall"] == {"neutral": 1.0, "anger": 0.0, "happiness": 0.5}
     assert scores["predicted_share"]["neutral"] == pytest.approx(2 / 3, abs=1e-4)  # of the faces found
     assert scores["true_share"]["happiness"] == 0.5
-    floor = cross_dataset.floor_scores(labels, ["neutral", "anger", "happiness"])
+    floor = metrics.floor_scores(labels, ["neutral", "anger", "happiness"])
     assert floor["answer"] == "happiness" and floor["accuracy"] == 0.5 and floor["predicted_share"]["happiness"] == 1.0
 
 
 def test_benchmark_scores_every_set_and_records_it_in_the_card(tmp_path, data_root):
     models = tmp_path / "models"
     save_tiny_model(models, margin=0.0)
-    result = cross_dataset.evaluate_cross_dataset("tiny", data_root, "cmd", models)
+    result = evaluate_cross_dataset("tiny", data_root, "cmd", models)
     sets = result["sets"]
     assert list(sets) == [spec.name for spec in cross_dataset.SETS] and result["skipped"] == {}
     assert (sets["fer2013-whole"]["images"] == 12
@@ -48,8 +51,8 @@ def test_benchmark_scores_every_set_and_records_it_in_the_card(tmp_path, data_ro
     for scores in sets.values():
         assert 0 <= scores["accuracy"] <= 1 and 0 <= scores["macro_f1"] <= 1 and scores["floor"]["accuracy"] > 0
     card = registry.read_card("tiny", models)
-    assert card["cross_dataset"]["command"] == "cmd" and card["cross_dataset"]["london-detect"] == sets["london-detect"]
-    json.dumps(card)  # plain JSON
+    assert card.cross_dataset["command"] == "cmd" and card.cross_dataset["london-detect"] == sets["london-detect"]
+    json.loads((models / "tiny" / registry.CARD_FILE).read_text())  # plain JSON
 
 
 def test_photos_a_model_trained_on_are_left_out_and_counted(tmp_path, data_root):
@@ -59,7 +62,7 @@ def test_photos_a_model_trained_on_are_left_out_and_counted(tmp_path, data_root)
     save_tiny_model(models)
     seen = sorted((data_root / "fer2013" / "validation" / "happy").glob("*.jpg"))[:2]
     registry.write_training_images("tiny", [content_digest(p.read_bytes()) for p in seen], models)
-    sets = cross_dataset.evaluate_cross_dataset("tiny", data_root, "cmd", models)["sets"]
+    sets = evaluate_cross_dataset("tiny", data_root, "cmd", models)["sets"]
     assert sets["fer2013-whole"]["images"] == 10 and sets["fer2013-whole"]["left_out_trained_on"] == 2
     assert sets["ferplus-whole"]["left_out_trained_on"] == 1  # one of the two was voted not-a-face: not in the set
     assert sets["fer2013-whole"]["floor"]["accuracy"] == pytest.approx(1 / 3, abs=1e-4)  # the floor: the whole set
@@ -78,7 +81,7 @@ def test_an_absent_set_is_skipped_with_its_reason(tmp_path, data_root):
     assert result["sets"] == {} and "does not exist" in result["skipped"]["fer2013-whole"]
     with pytest.raises(cross_dataset.DatasetError, match=r"sets \(fer2013/validation, ferplus/labels.csv, "
                                                          r"lfw_expressions, london\)"):
-        cross_dataset.evaluate_cross_dataset("tiny", tmp_path, "cmd", models)
+        evaluate_cross_dataset("tiny", tmp_path, "cmd", models)
     # FER+ votes without the FER2013 images they label: that set is skipped, the others still scored.
     import shutil
 
@@ -96,17 +99,16 @@ def test_an_absent_set_is_skipped_with_its_reason(tmp_path, data_root):
 def test_table_has_a_row_per_model_and_the_floor(tmp_path, data_root, capsys):
     models = tmp_path / "models"
     save_tiny_model(models)
-    cross_dataset.evaluate_cross_dataset("tiny", data_root, "cmd", models)
-    card = registry.read_card("tiny", models)
-    card["evaluation"] = {"subject-kfold": {"classes_8": {
+    evaluate_cross_dataset("tiny", data_root, "cmd", models)
+    card = dataclasses.replace(registry.read_card("tiny", models), evaluation={"subject-kfold": {"classes_8": {
         "accuracy": {"mean": 0.9, "pooled": 0.91}, "macro_f1": {"mean": 0.8, "pooled": 0.81},
-        "per_class": {"neutral": {"support": 6}, "happiness": {"support": 4}}}}}
-    table = cross_dataset.benchmark_table({"tiny": card})
-    assert list(table.index) == ["tiny", cross_dataset.FLOOR_ROW]
-    assert list(table.columns) == [cross_dataset.CKPLUS_COLUMN, *(s.name for s in cross_dataset.SETS)]
-    assert table.loc["tiny", cross_dataset.CKPLUS_COLUMN] == 0.9
-    assert table.loc[cross_dataset.FLOOR_ROW, cross_dataset.CKPLUS_COLUMN] == 0.6  # always neutral: 6 of 10
-    assert table.loc[cross_dataset.FLOOR_ROW, "london-detect"] == 0.5
+        "per_class": {"neutral": {"support": 6}, "happiness": {"support": 4}}}}})
+    table = cards.benchmark_table({"tiny": card})
+    assert list(table.index) == ["tiny", cards.FLOOR_ROW]
+    assert list(table.columns) == [cards.CKPLUS_COLUMN, *(s.name for s in cross_dataset.SETS)]
+    assert table.loc["tiny", cards.CKPLUS_COLUMN] == 0.9
+    assert table.loc[cards.FLOOR_ROW, cards.CKPLUS_COLUMN] == 0.6  # always neutral: 6 of 10
+    assert table.loc[cards.FLOOR_ROW, "london-detect"] == 0.5
 
 
 def test_cli_prints_the_benchmark_and_the_models_table(tmp_path, data_root, monkeypatch, capsys):
@@ -125,7 +127,7 @@ def test_cli_prints_the_benchmark_and_the_models_table(tmp_path, data_root, monk
     assert "london-detect" in out and "floor accuracy" in out and "%" in out
     assert cli_main(["models", "--cross-dataset", "--markdown"]) == 0
     out = capsys.readouterr().out
-    assert "| model |" in out and "| tiny |" in out and cross_dataset.FLOOR_ROW in out
+    assert "| model |" in out and "| tiny |" in out and cards.FLOOR_ROW in out
 
 
 def test_benchmark_on_the_real_sets_scores_the_shipped_model():
@@ -138,21 +140,21 @@ def test_benchmark_on_the_real_sets_scores_the_shipped_model():
     result = cross_dataset.benchmark(recognizer, root,
                                      sets=[s for s in cross_dataset.SETS if s.name == "london-detect"])
     london = result["sets"]["london-detect"]
-    card = registry.read_card("emorec")["cross_dataset"]["london-detect"]
+    card = registry.read_card("emorec").cross_dataset["london-detect"]
     assert london["images"] == 204 and london["accuracy"] == card["accuracy"]  # the card's number reproduces
 
 
 def test_emorec_card_checks_its_targets_against_its_own_numbers():
     labels = np.array(["neutral"] * 5 + ["happiness"] * 5, object)
     classes = ["neutral", "happiness"]
-    london = {"title": "London", "classes": classes, "floor": cross_dataset.floor_scores(labels, classes),
-              **cross_dataset.set_scores(labels, labels, classes), "accuracy": 0.775, "macro_f1": 0.80}
+    london = {"title": "London", "classes": classes, "floor": metrics.floor_scores(labels, classes),
+              **metrics.set_scores(labels, labels, classes), "accuracy": 0.775, "macro_f1": 0.80}
     card = {"name": "emorec", "variant": "emorec", "latency_ms_per_face": 6.0,
             "cross_dataset": {"london-detect": london}, "tried": ["what was tried"]}
-    text = registry.card_markdown(card)
+    text = cards.card_markdown(card)
     assert "| London (face found), accuracy | 77.5 % | >= 80.1 % | **missed** |" in text
     assert "| London (face found), macro-F1 | 80.0 % | >= 77.2 % | met |" in text
     assert "| Latency per face (ms, 2 cores) | 6 | <= 10 | met |" in text
     assert "| FER+ PublicTest, majority vote | — | >= 84.0 % | not measured |" in text
     assert "\n\n- what was tried" in text
-    assert "## Targets" not in registry.card_markdown({**card, "variant": "baseline"})
+    assert "## Targets" not in cards.card_markdown({**card, "variant": "baseline"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from emorec.evaluate import score_labelled
+from emorec.metrics import score_labelled
 from tests.conftest import calibrated_probabilities
 
 
@@ -39,7 +39,7 @@ def test_without_labels_the_summary_is_empty_with_its_columns():
 def test_cross_fitted_calibration_error_does_not_flatter():
     import numpy as np
 
-    from emorec.evaluate import apply_temperature, cross_fitted, expected_calibration_error, fit_temperature
+    from emorec.calibration import apply_temperature, cross_fitted, expected_calibration_error, fit_temperature
 
     calibrated, labels = calibrated_probabilities(4000, seed=0)
     folds = np.repeat([0, 1], 2000)
@@ -56,7 +56,7 @@ def test_cross_fitted_calibration_error_does_not_flatter():
 def test_temperature_groups_weigh_alike_however_many_rows():
     import numpy as np
 
-    from emorec.evaluate import apply_temperature, fit_temperature
+    from emorec.calibration import apply_temperature, fit_temperature
 
     def faces(n, temperature, seed):  # calibrated faces, then made too sharp (T < 1) or too soft (T > 1)
         calibrated, labels = calibrated_probabilities(n, seed)
@@ -74,7 +74,7 @@ def test_temperature_groups_weigh_alike_however_many_rows():
 def test_subject_interval_holds_the_pooled_accuracy_and_counts_people_not_frames():
     import numpy as np
 
-    from emorec.evaluate import subject_ci95
+    from emorec.metrics import subject_ci95
 
     rng = np.random.default_rng(0)
     subjects = np.repeat([f"S{i:03d}" for i in range(40)], 8)  # 40 people, 8 frames each
@@ -95,7 +95,7 @@ def test_scores_report_the_interval_of_their_pooled_accuracy():
     import numpy as np
 
     from emorec.config import LABELS
-    from emorec.evaluate import scores
+    from emorec.metrics import scores
 
     rows = []
     for subject in range(12):
@@ -126,7 +126,7 @@ def _train_c(x):
 
 
 def test_code_fingerprint_follows_code_not_docstrings():
-    from emorec.evaluate import code_fingerprint
+    from emorec.files import code_fingerprint
 
     assert code_fingerprint(_train_a) == code_fingerprint(_train_b)
     assert code_fingerprint(_train_a) != code_fingerprint(_train_c)
@@ -134,8 +134,8 @@ def test_code_fingerprint_follows_code_not_docstrings():
 
 
 def test_every_recipe_has_a_training_code_fingerprint():
-    from emorec import recipe, train
+    from emorec import finetune, study
 
-    prints = ({train.training_code(name) for name in ("baseline", "tuned_full", "tuned_mtcnn")}
-              | {recipe.training_code()})
+    prints = ({study.training_code(name) for name in ("baseline", "tuned_full", "tuned_mtcnn")}
+              | {finetune.training_code()})
     assert len(prints) == 3  # the two tuned variants share their network and recipe

@@ -9,7 +9,7 @@ from skimage import data as skdata
 
 from emorec.live import LiveAnnotator
 from emorec.predict import EmotionRecognizer
-from tests.test_models import ship_tiny_model
+from tests.conftest import save_tiny_model
 
 
 class CountingRecognizer(EmotionRecognizer):
@@ -21,7 +21,7 @@ class CountingRecognizer(EmotionRecognizer):
 
 
 def test_frames_are_annotated_and_stats_queued(tmp_path):
-    ship_tiny_model(tmp_path)
+    save_tiny_model(tmp_path, convolutional=True)
     recognizer = CountingRecognizer.load("tiny", tmp_path)
     stats = queue.Queue(maxsize=1)
     annotator = LiveAnnotator(recognizer, classify_every=10.0, stats_queue=stats)

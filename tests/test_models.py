@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,13 +16,15 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from emorec import evaluate, registry
+from emorec import cards, metrics, registry, train
+from emorec.calibration import expected_calibration_error
+from emorec.cards import ModelCard
 from emorec.files import content_digest
 from emorec.config import LABELS
-from emorec.models import VARIANTS, build, emorec_cnn
+from emorec.models import VARIANTS, build
 from emorec.predict import EmotionRecognizer
 from emorec.train import class_weights, compile_model, make_dataset
-from tests.conftest import ROOT, shared_data
+from tests.conftest import ROOT, save_tiny_model, shared_data
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
@@ -88,7 +91,7 @@ def fake_predictions(n_folds=3, correct_every=2) -> pd.DataFrame:
 
 
 def test_scores_from_predictions():
-    summary = evaluate.summarize(fake_predictions(), "subject-kfold")
+    summary = metrics.summarize(fake_predictions(), "subject-kfold")
     assert summary["classes_8"]["accuracy"]["mean"] == pytest.approx(0.5)
     assert summary["classes_8"]["images"] == 48 and summary["classes_8"]["folds"] == 3
     assert summary["emotions_7"]["classes"] == list(LABELS[1:])
@@ -101,15 +104,15 @@ def test_scores_from_predictions():
 def test_seven_emotion_protocol_ignores_the_neutral_score():
     predictions = fake_predictions(n_folds=1, correct_every=1)
     predictions.loc[predictions["label"] == "anger", "neutral"] = 5.0  # neutral would win over 8 classes
-    assert evaluate.scores(predictions, LABELS)["accuracy"]["mean"] < 1
-    assert evaluate.scores(predictions, LABELS[1:])["accuracy"]["mean"] == 1
+    assert metrics.scores(predictions, LABELS)["accuracy"]["mean"] < 1
+    assert metrics.scores(predictions, LABELS[1:])["accuracy"]["mean"] == 1
 
 
 def test_calibration_error():
     perfect = np.eye(4)
-    assert evaluate.expected_calibration_error(perfect, np.arange(4)) == 0
+    assert expected_calibration_error(perfect, np.arange(4)) == 0
     overconfident = np.array([[0.99, 0.01]] * 10)
-    assert evaluate.expected_calibration_error(overconfident, np.array([0] * 5 + [1] * 5)) == \
+    assert expected_calibration_error(overconfident, np.array([0] * 5 + [1] * 5)) == \
         pytest.approx(0.49, abs=0.01)
 
 
@@ -118,10 +121,10 @@ def test_headline_numbers_of_a_card():
     card = {"evaluation": {"subject-kfold": {"classes_8": block(0.5), "emotions_7": block(0.4)},
                            "image-kfold": {"classes_8": block(0.7)}, "fer2013-publictest": {"accuracy": 0.3}},
             "latency_ms_per_face": 2.5, "file_size_bytes": 3_000_000}
-    assert registry.headline(card) == {"CK+ 7 emotions": 0.4, "CK+ emotion frames, 8-way": None, "CK+ 8 classes": 0.5,
-                                       "CK+ 8 classes, image folds": 0.7, "FER2013 PublicTest": 0.3,
-                                       "latency ms/face": 2.5, "size MB": 3.0}
-    assert set(registry.headline({}).values()) == {None}  # a card with nothing measured yet
+    assert cards.headline(ModelCard.from_dict(card)) == {
+        "CK+ 7 emotions": 0.4, "CK+ emotion frames, 8-way": None, "CK+ 8 classes": 0.5,
+        "CK+ 8 classes, image folds": 0.7, "FER2013 PublicTest": 0.3, "latency ms/face": 2.5, "size MB": 3.0}
+    assert set(cards.headline(ModelCard("new")).values()) == {None}  # a card with nothing measured yet
 
 
 def test_emotion_frames_scored_as_served_count_neutral_answers_wrong():
@@ -131,43 +134,43 @@ def test_emotion_frames_scored_as_served_count_neutral_answers_wrong():
     predictions.loc[0, ["neutral", "anger"]] = [0.6, 0.4]
     predictions.loc[1, "neutral"] = 1.0
     predictions.loc[2, "happiness"] = 1.0
-    assert evaluate.scores(predictions, LABELS[1:])["accuracy"]["pooled"] == 1.0
-    served = evaluate.served_emotion_accuracy(predictions)
+    assert metrics.scores(predictions, LABELS[1:])["accuracy"]["pooled"] == 1.0
+    served = metrics.served_emotion_accuracy(predictions)
     assert served == {"mean": 0.5, "std": 0.5, "pooled": 0.5, "images": 2}
-    assert registry.headline({}, predictions)["CK+ emotion frames, 8-way"] == 0.5
+    assert cards.headline(ModelCard("new"), predictions)["CK+ emotion frames, 8-way"] == 0.5
 
 
 def test_majority_guess_is_the_floor_from_class_supports():
     support = lambda **counts: {"per_class": {c: {"support": n} for c, n in counts.items()}}  # noqa: E731
-    cards = [{"evaluation": {"subject-kfold": {"classes_8": support(neutral=6, anger=2),
-                                               "emotions_7": support(anger=2, fear=1)}}},
-             {"evaluation": {"fer2013-publictest": support(happiness=1, sadness=3)}}]
-    assert registry.majority_guess(cards) == {"CK+ 7 emotions": 0.6667, "CK+ emotion frames, 8-way": 0.6667,
-                                              "CK+ 8 classes": 0.75, "FER2013 PublicTest": 0.75}
+    both = [ModelCard("a", evaluation={"subject-kfold": {"classes_8": support(neutral=6, anger=2),
+                                                         "emotions_7": support(anger=2, fear=1)}}),
+            ModelCard("b", evaluation={"fer2013-publictest": support(happiness=1, sadness=3)})]
+    assert cards.majority_guess(both) == {"CK+ 7 emotions": 0.6667, "CK+ emotion frames, 8-way": 0.6667,
+                                          "CK+ 8 classes": 0.75, "FER2013 PublicTest": 0.75}
 
 
 def test_models_below_the_floor_are_named(tmp_path):
     supports = {"per_class": {"neutral": {"support": 6}, "anger": {"support": 2}}}  # floor: 6 of 8, 75 %
     for name, accuracy in (("weak", 0.6), ("strong", 0.9), ("unmeasured", None)):
-        ship_tiny_model(tmp_path, name)
+        save_tiny_model(tmp_path, name, convolutional=True)
         if accuracy is not None:  # only what this reads (card.md would want a whole evaluation)
-            card = registry.read_card(name, tmp_path)
+            card = json.loads((tmp_path / name / registry.CARD_FILE).read_text())
             card["evaluation"] = {"subject-kfold": {"classes_8": {"accuracy": {"mean": accuracy}, **supports}}}
             (tmp_path / name / registry.CARD_FILE).write_text(json.dumps(card))
-    assert registry.below_floor(["weak", "strong", "unmeasured", "missing"], tmp_path) == ["weak"]
+    assert cards.below_floor(registry.read_cards(["weak", "strong", "unmeasured", "missing"], tmp_path)) == ["weak"]
     # Above the floor on CK+ but below it on most sets of people from outside the lab: named too.
-    card = registry.read_card("strong", tmp_path)
+    card = json.loads((tmp_path / "strong" / registry.CARD_FILE).read_text())
     card["cross_dataset"] = {name: {"accuracy": accuracy, "floor": {"accuracy": 0.4}}
                              for name, accuracy in (("a", 0.3), ("b", 0.35), ("c", 0.5))}
     (tmp_path / "strong" / registry.CARD_FILE).write_text(json.dumps(card))
-    assert registry.below_floor(["weak", "strong"], tmp_path) == ["weak", "strong"]
+    assert cards.below_floor(registry.read_cards(["weak", "strong"], tmp_path)) == ["weak", "strong"]
 
 
 def test_bench_latency_measures_every_shipped_model_as_served(tmp_path):
     from emorec import bench
 
-    ship_tiny_model(tmp_path, "plain")
-    ship_tiny_model(tmp_path, "flipped")
+    save_tiny_model(tmp_path, "plain", convolutional=True)
+    save_tiny_model(tmp_path, "flipped", convolutional=True)
     registry.update_card("flipped", {"tta_flip": True}, tmp_path)
     (tmp_path / "card_only").mkdir()
     (tmp_path / "card_only" / "card.json").write_text('{"classes": ["happiness"], "input_shape": [48, 48, 1]}')
@@ -175,36 +178,25 @@ def test_bench_latency_measures_every_shipped_model_as_served(tmp_path):
     assert table.loc["plain", "ms per face"] > 0 and table.loc["flipped", "ms per face"] > 0
     assert "unavailable" in table.loc["card_only", "measured"]
     card = registry.read_card("flipped", tmp_path)
-    assert card["latency_ms_per_face"] == table.loc["flipped", "ms per face"] and "cores" in card["latency_measured"]
+    assert card.latency_ms_per_face == table.loc["flipped", "ms per face"] and "cores" in card.latency_measured
 
 
 def test_folds_protocols(class_folder_dataset):
     from emorec.data import load_dataset
 
     manifest = load_dataset(class_folder_dataset)
-    subject = list(evaluate.folds(manifest, "subject-kfold", n_splits=3))
-    image = list(evaluate.folds(manifest, "image-kfold", n_splits=3))
+    subject = list(train.folds(manifest, "subject-kfold", n_splits=3))
+    image = list(train.folds(manifest, "image-kfold", n_splits=3))
     assert len(subject) == len(image) == 3
-    study_split = list(evaluate.folds(manifest, "image-kfold"))  # default: the study's 75/25 split, 4 times
+    study_split = list(train.folds(manifest, "image-kfold"))  # default: the study's 75/25 split, 4 times
     assert len(study_split) == 4 and all(len(test) / len(manifest) == pytest.approx(0.25, abs=0.05)
                                          for _, test in study_split)
     with pytest.raises(ValueError, match="Unknown protocol"):
-        list(evaluate.folds(manifest, "random", 3))
-
-
-def ship_tiny_model(models_dir: Path, name: str = "tiny", face_crop: bool = True) -> Path:
-    """A real (untrained) model saved with its card, as training would leave it."""
-    model = emorec_cnn(widths=(16, 32))  # emorec's architecture, narrow: tests save and load it often
-    folder = models_dir / name
-    folder.mkdir(parents=True)
-    model.save(folder / registry.MODEL_FILE)
-    registry.update_card(name, {"classes": list(LABELS), "input_shape": [48, 48, 1], "face_crop": face_crop,
-                                "description": "test model"}, models_dir)
-    return folder
+        list(train.folds(manifest, "random", 3))
 
 
 def test_recognizer_predicts_faces_and_whole_images(tmp_path):
-    ship_tiny_model(tmp_path)
+    save_tiny_model(tmp_path, convolutional=True)
     recognizer = EmotionRecognizer.load("tiny", tmp_path)
     astronaut = skdata.astronaut()
     faces = recognizer.predict(astronaut)
@@ -217,7 +209,7 @@ def test_recognizer_predicts_faces_and_whole_images(tmp_path):
 
 
 def test_temperature_softens_probabilities(tmp_path):
-    ship_tiny_model(tmp_path)
+    save_tiny_model(tmp_path, convolutional=True)
     sharp = EmotionRecognizer.load("tiny", tmp_path)
     registry.update_card("tiny", {"temperature": 3.0}, tmp_path)
     soft = EmotionRecognizer.load("tiny", tmp_path)
@@ -240,7 +232,7 @@ def test_temperature_softens_probabilities(tmp_path):
     ids=["no-card", "bad-card", "no-model", "corrupt-model", "incomplete-card", "mismatch"],
 )
 def test_unusable_models_say_why(tmp_path, damage, message):
-    damage(ship_tiny_model(tmp_path))
+    damage(save_tiny_model(tmp_path, convolutional=True))
     with pytest.raises(registry.ModelUnavailable, match=message):
         EmotionRecognizer.load("tiny", tmp_path)
 
@@ -253,7 +245,7 @@ def run_cli(*args: str, models_dir: Path) -> subprocess.CompletedProcess:
 
 def test_predict_cli_json_lines_contract(tmp_path):
     models = tmp_path / "models"
-    ship_tiny_model(models)
+    save_tiny_model(models, convolutional=True)
     photos = tmp_path / "photos"
     (photos / "nested").mkdir(parents=True)
     Image.fromarray(skdata.astronaut()).save(photos / "astronaut.jpg")
@@ -333,22 +325,22 @@ def test_emorec_scores_its_cards_number_on_unseen_fer2013_faces():
     result = cross_dataset.benchmark(EmotionRecognizer.load("emorec"), root, sets=publictest,
                                      trained_on=registry.training_images("emorec"))["sets"]["fer2013-whole"]
     assert result["images"] + result["left_out_trained_on"] == 3589
-    assert result["accuracy"] == card["cross_dataset"]["fer2013-whole"]["accuracy"]
+    assert result["accuracy"] == card.cross_dataset["fer2013-whole"]["accuracy"]
     assert result["accuracy"] > 2 * result["floor"]["accuracy"]
 
 
 def test_train_final_ships_a_model_with_its_card(tmp_path, class_folder_dataset):
-    from emorec.train import train_final
+    from emorec.workflows import train_final
 
     card = train_final("baseline", class_folder_dataset, "python -m emorec train --variant baseline", epochs=1,
                        models_dir=tmp_path)
     folder = tmp_path / "baseline"
     assert (folder / "model.keras").exists() and (folder / "history.json").exists() and (folder / "card.md").exists()
-    assert card["classes"] == list(LABELS) and card["input_shape"] == [32, 25, 3] and card["training"]["epochs"] == 1
-    assert card["data"]["images"] == 18 and card["latency_ms_per_face"] > 0
-    assert card["study_reported"]["accuracy"] == 0.21
+    assert card.classes == LABELS and card.input_shape == (32, 25, 3) and card.training["epochs"] == 1
+    assert card.data["images"] == 18 and card.latency_ms_per_face > 0
+    assert card.study_reported["accuracy"] == 0.21
     assert EmotionRecognizer.load("baseline", tmp_path).predict(skdata.astronaut())[0].box == [0, 0, 512, 512]
-    assert registry.headline(card)["size MB"] > 0
+    assert cards.headline(card)["size MB"] > 0
     # It records what it trained on, by content: the same photo renamed is still recognised.
     seen = registry.training_images("baseline", tmp_path)
     first = sorted(class_folder_dataset.rglob("*.png"))[0]
@@ -367,14 +359,14 @@ def test_cross_validation_resumes_finished_folds(tmp_path, class_folder_dataset)
         trained.append(run_dir.name)
         return lambda images: np.full((len(images), len(LABELS)), 1 / len(LABELS))
 
-    first = evaluate.cross_validate(x, manifest, trainer, "subject-kfold", tmp_path, n_splits=3)
+    first = train.cross_validate(x, manifest, trainer, "subject-kfold", tmp_path, n_splits=3)
     assert len(trained) == 3 and len(first) == len(manifest)
-    again = evaluate.cross_validate(x, manifest, trainer, "subject-kfold", tmp_path, n_splits=3)
+    again = train.cross_validate(x, manifest, trainer, "subject-kfold", tmp_path, n_splits=3)
     assert len(trained) == 3  # nothing trained twice
     pd.testing.assert_frame_equal(first, again)
-    evaluate.cross_validate(x + 1, manifest, trainer, "subject-kfold", tmp_path, n_splits=3)
+    train.cross_validate(x + 1, manifest, trainer, "subject-kfold", tmp_path, n_splits=3)
     assert len(trained) == 6  # other inputs (new crops): trained again
-    evaluate.cross_validate(x + 1, manifest, trainer, "subject-kfold", tmp_path, n_splits=3, settings=(20,))
+    train.cross_validate(x + 1, manifest, trainer, "subject-kfold", tmp_path, n_splits=3, settings=(20,))
     assert len(trained) == 9  # other settings (more epochs): trained again
 
 
@@ -401,11 +393,11 @@ def test_flip_averaging_is_the_mean_of_face_and_mirror():
     model = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(),
                               keras.layers.Dense(8, activation="softmax",
                                                  kernel_initializer=keras.initializers.RandomNormal(0, 0.01, seed=0))])
-    card = {"classes": list(LABELS), "input_shape": [48, 48, 1]}
+    card = ModelCard("asymmetric", classes=LABELS, input_shape=(48, 48, 1))
     crops = np.random.default_rng(1).integers(0, 255, (3, 48, 48, 1)).astype(np.float32)
     mirrored = np.flip(crops, axis=2)  # left-right: the width axis of (faces, height, width, channels)
     one_pass = EmotionRecognizer("asymmetric", model, card).classify(crops)
-    averaged = EmotionRecognizer("asymmetric", model, {**card, "tta_flip": True}).classify(crops)
+    averaged = EmotionRecognizer("asymmetric", model, dataclasses.replace(card, tta_flip=True)).classify(crops)
     assert not np.allclose(one_pass, model.predict(mirrored, verbose=0), atol=1e-3)
     assert np.allclose(averaged, (model.predict(crops, verbose=0) + model.predict(mirrored, verbose=0)) / 2, atol=1e-5)
 

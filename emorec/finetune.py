@@ -1,16 +1,17 @@
-"""emorec's own model: pretrained on FER2013, fine-tuned on aligned CK+ faces, calibrated.
+"""emorec's own model, stage by stage: pretrained on FER2013, fine-tuned on aligned CK+ faces, mixed, calibrated.
 
-Stage 1 (``train.pretrain_fer``) learns in-the-wild faces on FER2013 train. Stage 2 fine-tunes
-those weights on CK+: the aligned MTCNN crops of the peak and neutral frames, the CK+48 frames of
-the same (training) subjects as extra samples, and a slice of FER2013 so in-the-wild skill is
-kept. Cross-validation repeats stage 2 per fold, so CK+ test subjects are never seen.
+Stage 1 (``pretrain_fer``) learns in-the-wild faces on FER2013 train; stage 1b (``emorec.wild``)
+continues on FER+ votes and LFW's training people. Stage 2 (``finetune``) fine-tunes that network
+on CK+: the aligned MTCNN crops of the peak and neutral frames, the CK+48 frames of the same
+(training) subjects, and a slice of FER2013 so in-the-wild skill is kept. Cross-validation repeats
+stage 2 per fold, so CK+ test subjects are never seen.
 
 Fine-tuning on a few hundred posed lab faces pulls the network away from faces in the wild, so the
-shipped weights are a mix of the pretrained and the fine-tuned ones (a weight-space ensemble,
-WiSE-FT: Wortsman et al., CVPR 2022); the mixing weight is chosen on the cross-validation's CK+
-test folds and FER2013's held-out faces, never on PublicTest. Predictions average the face and its
-mirror image; a temperature fitted on out-of-fold CK+ predictions and FER2013's held-out faces
-(each domain weighing half) makes the probabilities honest.
+shipped weights are a mix of the pretrained and the fine-tuned ones (``mixed``: a weight-space
+ensemble, WiSE-FT, Wortsman et al., CVPR 2022), the share chosen over held-out domains
+(``mixing_scan``). Predictions average the face and its mirror image; a temperature fitted on
+faces no fold trained on makes the probabilities honest (``calibrate``). ``emorec.workflows`` runs
+the stages and writes the card.
 """
 
 from __future__ import annotations
@@ -24,19 +25,51 @@ import keras
 import numpy as np
 import pandas as pd
 
-from emorec.config import (FER_SLICE, FINETUNE_BATCH, FINETUNE_EPOCHS, FINETUNE_LEARNING_RATE, LABELS, NOT_SURE_BELOW,
-                           PROBE_EPOCHS, PROBE_LEARNING_RATE, SEED)
-from emorec.crops import cached_model_inputs
-from emorec.data import image_digests, label_indices, load_dataset
-from emorec.files import atomic_write_text
-from emorec.models import VARIANTS
+from emorec.calibration import (apply_temperature, calibration_error_among, cross_fitted, expected_calibration_error,
+                                fit_temperature)
+from emorec.config import (CACHE_DIR, EMOTIONS, FER_SLICE, FINETUNE_BATCH, FINETUNE_EPOCHS, FINETUNE_LEARNING_RATE,
+                           LABELS, PRETRAIN_EPOCHS, PRETRAIN_ERASING, PRETRAIN_RESTART_LEARNING_RATE, PROBE_EPOCHS,
+                           PROBE_LEARNING_RATE, SEED)
+from emorec.crops import cached_model_inputs, main_face_crops
+from emorec.cross_dataset import lfw_validation, london, set_classes
+from emorec.data import (dataset_summary, ferplus_majority, ferplus_votes_for, image_digests, label_indices,
+                         load_dataset)
+from emorec.files import atomic_write_text, code_fingerprint, read_digests
+from emorec.metrics import accuracy_among, accuracy_per_face
+from emorec.models import VARIANTS, build
+from emorec.predict import mirror_averaged
+from emorec.registry import read_history
 from emorec.train import (augmentation, class_weights, compile_model, fer_holdout_split, fit, make_dataset,
-                          predict_probabilities, set_seed, variant_inputs, without_copies)
+                          make_optimizer, predict_probabilities, save_model, set_seed, variant_inputs, without_copies)
+from emorec.wild import training_images_path
 
 INPUT_SHAPE = VARIANTS["emorec"].input_shape
 MIXING_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)  # share of the fine-tuned weights (0 = pretrained, 1 = fine-tuned)
 DEFAULT_MIXING = 0.5  # WiSE-FT's usual choice, when no cross-validation has chosen one
 FINETUNED_WEIGHTS = "finetuned.weights.h5"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Stage 2's data and settings, as ``python -m emorec evaluate/train --variant emorec`` gives them:
+    CK+ (``ckplus``), optionally CK+48 frames, FER2013 train (for its slice and held-out faces) and
+    the data root of the cross-dataset sets (``transfer``: FER+ labels and the held-out domains)."""
+
+    ckplus: Path
+    ck48: Path | None = None
+    fer_train: Path | None = None
+    transfer: Path | None = None
+    epochs: int = FINETUNE_EPOCHS
+    probe_epochs: int = PROBE_EPOCHS
+    fer_faces: int = FER_SLICE
+    batch_size: int = FINETUNE_BATCH
+    learning_rate: float = FINETUNE_LEARNING_RATE
+    probe_learning_rate: float = PROBE_LEARNING_RATE
+
+    def settings(self) -> tuple:
+        """What a fold's cached predictions depend on besides data (``train.cross_validate``)."""
+        return (self.epochs, self.probe_epochs, self.batch_size, self.learning_rate, self.probe_learning_rate,
+                training_code())
 
 
 @dataclass(frozen=True)
@@ -57,12 +90,10 @@ class HeldOutDomain:
 
 def held_out_domains(data_root: Path) -> tuple[HeldOutDomain, ...]:
     """LFW expressions' validation people and the London set, faces found and cropped as served."""
-    from emorec.cross_dataset import face_crops, lfw_validation, london, set_classes
-
     domains = []
     for name, read in (("lfw_validation", lfw_validation), ("london", london)):
         manifest = read(data_root)
-        x, found = face_crops(manifest, INPUT_SHAPE, VARIANTS["emorec"].margin)
+        x, found = main_face_crops(manifest, INPUT_SHAPE, VARIANTS["emorec"].margin)
         domains.append(HeldOutDomain(name, x, label_indices(manifest["label"]), found, tuple(set_classes(manifest))))
     return tuple(domains)
 
@@ -92,16 +123,15 @@ def fer_labels(fer: pd.DataFrame, data_root: Path | None) -> tuple[np.ndarray, n
     that file is missing or labels another FER2013)."""
     if data_root is None:
         return label_indices(fer["label"]), np.ones(len(fer), bool), "FER2013"
-    from emorec.data import ferplus_majority, ferplus_votes_for
-
     labels = ferplus_majority(ferplus_votes_for(fer, data_root / "ferplus" / "labels.csv"))
     known = labels.notna().to_numpy()
     return np.array([LABELS.index(label) if ok else -1 for label, ok in zip(labels, known)], np.int32), known, \
         "FER+ majority vote"
 
 
-def load_finetune_data(ck48_dir: Path | None, fer_train_dir: Path | None, fer_faces: int = FER_SLICE,
-                       transfer: Path | None = None) -> FineTuneData:
+def load_finetune_data(recipe: Recipe) -> FineTuneData:
+    """The CK+48 frames, FER2013 slice and held-out faces of ``recipe`` (see ``FineTuneData``)."""
+    ck48_dir, fer_train_dir, transfer = recipe.ck48, recipe.fer_train, recipe.transfer
     empty = np.zeros((0, *INPUT_SHAPE), np.uint8), np.zeros(0, np.int32)
     ck48_x, ck48_y, subjects = *empty, np.zeros(0, str)
     if ck48_dir is not None:
@@ -116,7 +146,7 @@ def load_finetune_data(ck48_dir: Path | None, fer_train_dir: Path | None, fer_fa
         held_out = without_copies(held_out, fit_rows, image_digests(fer))
         y, known, labels_from = fer_labels(fer, transfer)
         fit_rows, held_out = fit_rows[known[fit_rows]], held_out[known[held_out]]
-        fer_rows = np.random.default_rng(SEED).permutation(fit_rows)[:fer_faces]
+        fer_rows = np.random.default_rng(SEED).permutation(fit_rows)[:recipe.fer_faces]
         fer_x, fer_y, heldout_x, heldout_y = x[fer_rows], y[fer_rows], x[held_out], y[held_out]
     domains = held_out_domains(transfer) if transfer is not None else ()
     return FineTuneData(ck48_x, ck48_y, subjects, fer_x, fer_y, heldout_x, heldout_y, labels_from, domains)
@@ -125,8 +155,6 @@ def load_finetune_data(ck48_dir: Path | None, fer_train_dir: Path | None, fer_fa
 def flip_averaged(model: keras.Model):
     """``model``'s predict function with the test-time augmentation it is served with (the face
     and its mirror image, ``predict.mirror_averaged``)."""
-    from emorec.predict import mirror_averaged
-
     def predict(images: np.ndarray) -> np.ndarray:
         return mirror_averaged(lambda x: predict_probabilities(model, x), images.astype(np.float32))
 
@@ -160,59 +188,42 @@ def linear_probe(model: keras.Model, train, epochs: int, run_dir: Path, class_we
 
 
 def finetune(pretrained: Path, x: np.ndarray, y: np.ndarray, subjects: np.ndarray, extra: FineTuneData,
-             run_dir: Path, epochs: int = FINETUNE_EPOCHS, probe_epochs: int = PROBE_EPOCHS,
-             batch_size: int = FINETUNE_BATCH, learning_rate: float = FINETUNE_LEARNING_RATE) -> keras.Model:
+             run_dir: Path, recipe: Recipe) -> keras.Model:
     """Stage 2 on one training set (``subjects`` = its CK+ subjects, which select the CK+48 rows),
-    after ``probe_epochs`` of ``linear_probe``."""
+    after the recipe's epochs of ``linear_probe``, if any."""
     set_seed()
     keep = np.isin(extra.ck48_subjects, subjects)
     x_all = np.concatenate([x, extra.ck48_x[keep], extra.fer_x])
     y_all = np.concatenate([y, extra.ck48_y[keep], extra.fer_y])
     model = keras.models.load_model(pretrained, compile=False)
-    train, weights = make_dataset(x_all, y_all, batch_size, augmentation(), shuffle=True), class_weights(y_all, 0.5)
-    if probe_epochs:
-        linear_probe(model, train, probe_epochs, run_dir / "probe", weights)
-    steps = epochs * int(train.cardinality())
-    compile_model(model, "adamw", keras.optimizers.schedules.CosineDecay(learning_rate, steps))
-    fit(model, train, None, epochs, run_dir, weights, patience=None, verbose=0)
+    train = make_dataset(x_all, y_all, recipe.batch_size, augmentation(), shuffle=True)
+    weights = class_weights(y_all, 0.5)
+    if recipe.probe_epochs:
+        linear_probe(model, train, recipe.probe_epochs, run_dir / "probe", weights, recipe.probe_learning_rate)
+    steps = recipe.epochs * int(train.cardinality())
+    compile_model(model, "adamw", keras.optimizers.schedules.CosineDecay(recipe.learning_rate, steps))
+    fit(model, train, None, recipe.epochs, run_dir, weights, patience=None, verbose=0)
     return model
 
 
 def training_code() -> str:
     """``code_fingerprint`` of what fine-tunes and predicts in a fold of emorec's cross-validation."""
-    from emorec.evaluate import code_fingerprint
-    from emorec.predict import mirror_averaged
-    from emorec.train import make_optimizer
-
     return code_fingerprint(finetune, linear_probe, emorec_trainer, flip_averaged, mirror_averaged, fit, augmentation,
                             make_dataset, class_weights, compile_model, make_optimizer, predict_probabilities)
 
 
-def emorec_trainer(pretrained: Path, extra: FineTuneData, epochs: int = FINETUNE_EPOCHS,
-                   probe_epochs: int = PROBE_EPOCHS):
-    """An ``evaluate.Trainer``: fine-tune on the fold, keep the weights (for the mixing scan),
+def emorec_trainer(pretrained: Path, extra: FineTuneData, recipe: Recipe):
+    """A ``train.Trainer``: fine-tune on the fold, keep the weights (for the mixing scan),
     predict with flip averaging."""
 
     def train_fold(x: np.ndarray, y: np.ndarray, groups: np.ndarray, run_dir: Path):
-        model = finetune(pretrained, x, y, groups, extra, run_dir, epochs, probe_epochs)
+        model = finetune(pretrained, x, y, groups, extra, run_dir, recipe)
         network = keras.models.load_model(pretrained, compile=False)  # a compiled model's file also holds AdamW's state
         network.set_weights(model.get_weights())
         network.save_weights(run_dir / FINETUNED_WEIGHTS)
         return flip_averaged(model)
 
     return train_fold
-
-
-def accuracy_per_face(probabilities: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
-    """Whether the argmax over ``classes`` is each face's label (False for labels outside them)."""
-    columns = [LABELS.index(c) for c in classes]
-    return np.array(columns)[probabilities[:, columns].argmax(axis=1)] == labels
-
-
-def accuracy(probabilities: np.ndarray, labels: np.ndarray, classes: tuple[str, ...] = LABELS) -> float:
-    """Accuracy of the argmax over ``classes`` (FER2013 has no contempt; 7 emotions: no neutral)."""
-    keep = np.isin(labels, [LABELS.index(c) for c in classes])
-    return float(accuracy_per_face(probabilities[keep], labels[keep], classes).mean()) if keep.any() else float("nan")
 
 
 DOMAINS = ("posed", "fer2013_heldout", "lfw_validation", "london")  # what a share is chosen on, each counting alike
@@ -275,14 +286,12 @@ class MixingScan:
     def table(self, folds: list[int] | None = None) -> pd.DataFrame:
         """Per share: CK+ accuracy pooled over ``folds`` (default all), 8 classes and 7 emotions,
         FER2013 held-out accuracy averaged over their networks, and the mixing score."""
-        from emorec.config import EMOTIONS
-
         folds = list(range(len(self.labels))) if folds is None else folds
         y = np.concatenate([self.labels[k] for k in folds])
         rows = []
         for i, share in enumerate(MIXING_GRID):
             p = np.concatenate([self.probabilities[share][k] for k in folds])
-            rows.append({"share": share, "ckplus_8": accuracy(p, y), "ckplus_7": accuracy(p, y, EMOTIONS),
+            rows.append({"share": share, "ckplus_8": accuracy_among(p, y), "ckplus_7": accuracy_among(p, y, EMOTIONS),
                          "fer2013_heldout": float(self.fer_accuracy[i, folds].mean()),
                          **{name: float(a[i, folds].mean()) for name, a in (self.domain_accuracy or {}).items()}})
         table = pd.DataFrame(rows)
@@ -317,7 +326,7 @@ def mixing_scan(pretrained: Path, folds: list[tuple[Path, np.ndarray]], x: np.nd
             if fer_classes:
                 if share > 0 or k == 0:  # share 0 is the pretrained network in every fold
                     fer_probabilities[share].append(predict(extra.fer_heldout_x))
-                    fer_accuracy[i, k] = accuracy(fer_probabilities[share][-1], extra.fer_heldout_y, fer_classes)
+                    fer_accuracy[i, k] = accuracy_among(fer_probabilities[share][-1], extra.fer_heldout_y, fer_classes)
                 else:
                     fer_probabilities[share].append(fer_probabilities[share][0])
     fer_accuracy[0, :] = fer_accuracy[0, 0]
@@ -333,9 +342,6 @@ def calibrate(scan: MixingScan, fold_shares: list[float], probabilities: np.ndar
     probabilities than photos from the wild bear. Calibration error before and after, cross-fitted
     (each fold scaled by a temperature fitted on the other folds' faces of both domains); on FER2013
     over its seven classes, as PublicTest is scored."""
-    from emorec.evaluate import (apply_temperature, calibration_error_among, cross_fitted, expected_calibration_error,
-                                 fit_temperature)
-
     ckplus = {"ece_before": expected_calibration_error(probabilities, labels)}
     if scan.fer_probabilities is None:  # CK+ only
         temperature = fit_temperature(probabilities, labels)
@@ -368,7 +374,7 @@ def ckplus_inputs(ckplus_dir: Path) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The commands: cross-validate and ship (PublicTest: emorec.evaluate.evaluate_holdout)
+# Where the stages keep their networks
 
 def stage1_path(models_dir: Path) -> Path:
     """Stage 1's network (FER2013 train)."""
@@ -387,8 +393,6 @@ def pretrained_path(models_dir: Path) -> Path:
 
 def pretrained_epochs(models_dir: Path) -> int | None:
     """How many epochs stage 1 ran (its history beside its network)."""
-    from emorec.registry import read_history
-
     history = read_history(stage1_path(models_dir).parent.relative_to(models_dir).as_posix(), models_dir)
     return len(history) if history else None
 
@@ -398,21 +402,17 @@ def pretrained_faces(models_dir: Path) -> int:
     return json.loads((stage1_path(models_dir).parent / "data_stats.json").read_text())["images"]
 
 
-def emorec_training_images(ckplus: pd.DataFrame, ck48_dir: Path | None, fer_train_dir: Path | None,
-                           models_dir: Path) -> list[str]:
+def emorec_training_images(ckplus: pd.DataFrame, recipe: Recipe, models_dir: Path) -> list[str]:
     """The content digests of every image emorec trained on, in any stage: CK+ and CK+48 (stage 2),
     FER2013 train without its held-out tenth (stages 1 and 2's slice) and, when stage 1b made the
     network, what stage 1b recorded (its FER+ faces and LFW's training people)."""
     digests = image_digests(ckplus)
-    if ck48_dir is not None:
-        digests += image_digests(load_dataset(ck48_dir))
-    if fer_train_dir is not None:
-        fer = load_dataset(fer_train_dir)
+    if recipe.ck48 is not None:
+        digests += image_digests(load_dataset(recipe.ck48))
+    if recipe.fer_train is not None:
+        fer = load_dataset(recipe.fer_train)
         digests += image_digests(fer.iloc[fer_holdout_split(label_indices(fer["label"]))[0]])
     if pretrained_path(models_dir) == wild_path(models_dir):  # stage 1b recorded its own
-        from emorec.files import read_digests
-        from emorec.wild import training_images_path
-
         digests += read_digests(training_images_path(wild_path(models_dir))) or []
     return digests
 
@@ -436,16 +436,14 @@ def pretraining(models_dir: Path) -> dict:
     return stages
 
 
-def finetune_runs(models_dir: Path, epochs: int, extra: FineTuneData, probe_epochs: int = PROBE_EPOCHS) -> Path:
+def finetune_runs(models_dir: Path, extra: FineTuneData, recipe: Recipe) -> Path:
     """Where stage 2 trains: one folder per pretrained network, epoch count and extra data, so
     folds cached by another recipe are never mixed into a cross-validation."""
-    from emorec.config import CACHE_DIR
-
     digest = hashlib.sha256(pretrained_path(models_dir).read_bytes())
     for part in (extra.ck48_x, extra.ck48_y, extra.fer_x, extra.fer_y):
         digest.update(np.ascontiguousarray(part).tobytes())
-    probe = f"-probe{probe_epochs}" if probe_epochs else ""
-    return CACHE_DIR / "runs" / "emorec" / f"finetune-{digest.hexdigest()[:12]}-{epochs}ep{probe}"
+    probe = f"-probe{recipe.probe_epochs}" if recipe.probe_epochs else ""
+    return CACHE_DIR / "runs" / "emorec" / f"finetune-{digest.hexdigest()[:12]}-{recipe.epochs}ep{probe}"
 
 
 def forget_folds_without_weights(run_dir: Path) -> None:
@@ -456,147 +454,49 @@ def forget_folds_without_weights(run_dir: Path) -> None:
             done.unlink()
 
 
-MIXING_CRITERION = ("best mean over the domains measured, each counting alike: posed faces (CK+ 8-class and 7-emotion "
-                    "out-of-fold accuracy), FER2013's held-out faces, LFW's validation people, the London set")
-CV_RESULTS = "cv-results.json"  # in a recipe's run folder: what its cross-validation adds to the card
-CV_PREDICTIONS = "cv-subject-kfold.csv"
+# ---------------------------------------------------------------------------------------------
+# Stage 1
 
 
-def shipped_recipe(models_dir: Path) -> tuple[str | None, float | None]:
-    """The shipped model's recipe (its run folder's name) and mixing share, as its card's
-    cross-validation holds them (``ship_emorec`` writes only the cross-validation of the recipe
-    it trained); (None, None) without one."""
-    from emorec import registry
+def pretrain_fer(fer_train_dir: Path, out_dir: Path, epochs: int = PRETRAIN_EPOCHS, batch_size: int | None = None,
+                 run_dir: Path | None = None, restart_from: Path | None = None) -> keras.Model:
+    """emorec stage 1: learn faces in the wild on FER2013 train (10 % held out to watch the run;
+    the PublicTest split is never seen). Trains in ``run_dir`` (resumable, outside the repository)
+    and writes ``pretrained.keras``, its history and data counts to ``out_dir`` when done.
 
-    try:
-        card = registry.read_card("emorec", models_dir)
-    except registry.ModelUnavailable:
-        return None, None
-    mixing = card.get("evaluation", {}).get("subject-kfold", {}).get("weight_mixing", {})
-    return mixing.get("runs"), card.get("weight_mixing")
-
-
-def publish_cross_validation(run_dir: Path, models_dir: Path) -> None:
-    """Copy a recipe's cross-validation (numbers, temperature, out-of-fold predictions) into the
-    shipped model's card and folder."""
-    from emorec import registry
-
-    results = json.loads((run_dir / CV_RESULTS).read_text())
-    atomic_write_text(models_dir / "emorec" / CV_PREDICTIONS, (run_dir / CV_PREDICTIONS).read_text())
-    registry.update_card("emorec", {"calibration": None}, models_dir)  # replaced whole: no key of an older fit stays
-    registry.update_card("emorec", results, models_dir)
-
-
-def cross_validate_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | None, command: str,
-                          models_dir: Path, epochs: int = FINETUNE_EPOCHS, n_splits: int | None = None, progress=iter,
-                          scan_progress=iter, fer_faces: int = FER_SLICE, probe_epochs: int = PROBE_EPOCHS,
-                          transfer: Path | None = None) -> dict:
-    """Subject-grouped cross-validation of stage 2, then the mixing scan on the folds' networks.
-    Each fold is scored at the share the other folds chose (nested, so the number is honest);
-    the share for the shipped model is chosen on all folds; a temperature fitted on the
-    out-of-fold predictions calibrates them. The results stay in the recipe's run folder, and
-    reach the card only when they describe the shipped model (same recipe, same share): a recipe
-    being tried never changes what the app serves; ``ship_emorec`` publishes its own."""
-    from emorec.evaluate import cross_validate, folds, summarize
-
-    manifest, x = ckplus_inputs(ckplus_dir)
-    extra = load_finetune_data(ck48_dir, fer_train_dir, fer_faces, transfer)
-    trainer = emorec_trainer(pretrained_path(models_dir), extra, epochs, probe_epochs)
-    run_dir = finetune_runs(models_dir, epochs, extra, probe_epochs)
-    forget_folds_without_weights(run_dir)
-    settings = (epochs, probe_epochs, FINETUNE_BATCH, FINETUNE_LEARNING_RATE, PROBE_LEARNING_RATE, training_code())
-    predictions = cross_validate(x, manifest, trainer, "subject-kfold", run_dir, n_splits, progress, settings)
-    fold_runs = [(run_dir / f"subject-kfold-fold{fold:02d}", test)
-                 for fold, (_, test) in enumerate(folds(manifest, "subject-kfold", n_splits))]
-    scan = mixing_scan(pretrained_path(models_dir), fold_runs, x, label_indices(manifest["label"]), extra,
-                       scan_progress)
-    table, share = scan.table(), choose_share(scan.table())
-    fold_shares, predictions[list(LABELS)] = scan.nested()  # rows of both in fold order
-    atomic_write_text(run_dir / CV_PREDICTIONS, predictions.round(5).to_csv(index=False))
-    probabilities, labels = predictions[list(LABELS)].to_numpy(), label_indices(predictions["label"])
-    calibration = calibrate(scan, fold_shares, probabilities, labels, predictions["fold"].to_numpy(),
-                            extra.fer_heldout_y)
-    temperature = calibration["temperature"]
-    mixing = {"share": share, "fold_shares": fold_shares, "criterion": MIXING_CRITERION,
-              "fer2013_heldout_faces": int(len(extra.fer_heldout_y)), "fer2013_labels": extra.fer_labels,
-              "held_out_domains": {d.name: int(len(d.y)) for d in extra.transfer},
-              "leave_one_domain_out": leave_one_domain_out(table), "runs": run_dir.name,
-              "scan": table.astype(object).where(table.notna(), None).to_dict("records")}
-    summary = {**summarize(predictions, "subject-kfold"), "data": str(ckplus_dir), "command": command,
-               "extra_training_data": {"ck48": str(ck48_dir) if ck48_dir else None,
-                                       "fer2013_slice": int(len(extra.fer_y))},
-               "weight_mixing": mixing}
-    results = {"evaluation": {"subject-kfold": summary}, "calibration": calibration, "temperature": temperature,
-               "finetune_epochs": epochs, "probe_epochs": probe_epochs}
-    atomic_write_text(run_dir / CV_RESULTS, json.dumps(results, indent=1) + "\n")
-    shipped = shipped_recipe(models_dir) == (run_dir.name, share)
-    if shipped:
-        publish_cross_validation(run_dir, models_dir)
-    return {**summary, "published": shipped, "run_dir": str(run_dir)}
-
-
-def ship_emorec(ckplus_dir: Path, ck48_dir: Path | None, fer_train_dir: Path | None, command: str,
-                models_dir: Path, epochs: int = FINETUNE_EPOCHS, fer_faces: int = FER_SLICE,
-                probe_epochs: int = PROBE_EPOCHS, transfer: Path | None = None) -> dict:
-    """Stage 2 on all of CK+, mixed with the pretrained weights at the share this recipe's
-    cross-validation chose, saved as ``models/emorec/model.keras``; the card gets that
-    cross-validation (numbers, temperature) or, without one, says so and serves T = 1."""
-    from emorec import registry
-    from emorec.data import dataset_summary
-    from emorec.bench import served_latency
-    from emorec.train import save_model
-
-    manifest, x = ckplus_inputs(ckplus_dir)
-    extra = load_finetune_data(ck48_dir, fer_train_dir, fer_faces, transfer)
-    y = label_indices(manifest["label"])
-    runs = finetune_runs(models_dir, epochs, extra, probe_epochs)
-    finetuned = finetune(pretrained_path(models_dir), x, y, manifest["subject"].to_numpy().astype(str), extra,
-                         runs / "final", epochs, probe_epochs)
-    cross_validated = (runs / CV_RESULTS).exists()
-    if cross_validated:
-        share = json.loads((runs / CV_RESULTS).read_text())["evaluation"]["subject-kfold"]["weight_mixing"]["share"]
-        source = "chosen by the subject-grouped cross-validation"
-    else:
-        share, source = DEFAULT_MIXING, "WiSE-FT's default: no cross-validation of this recipe has chosen one"
-    model = mixed(keras.models.load_model(pretrained_path(models_dir), compile=False), finetuned, share)
-    out = models_dir / "emorec"
-    save_model(model, out / registry.MODEL_FILE)
-    registry.write_training_images("emorec", emorec_training_images(manifest, ck48_dir, fer_train_dir, models_dir),
-                                   models_dir)
-    atomic_write_text(out / "history.json", (runs / "final" / "history.json").read_text())
-    # The old model's numbers go (PublicTest is measured again on the new one); this recipe's
-    # cross-validation comes in, else the card says it has none and serves uncalibrated (T = 1).
-    (out / CV_PREDICTIONS).unlink(missing_ok=True)
-    registry.update_card("emorec", {"evaluation": {"subject-kfold": None, "fer2013-publictest": None},
-                                    "cross_dataset": None, "calibration": None, "temperature": 1.0}, models_dir)
-    if cross_validated:
-        publish_cross_validation(runs, models_dir)
+    ``restart_from`` continues a finished stage 1 for another cosine cycle (a warm restart, SGDR:
+    Loshchilov & Hutter, ICLR 2017) at a lower peak rate and with random erasing, against the
+    overfitting the first cycle ended in; the history then continues the first cycle's."""
+    set_seed(deterministic=False)  # see set_seed: XLA, and a resumed run is not a repeated one
+    if restart_from is None:
+        cycle = "pretrain"
+    else:  # keyed by the network it starts from: the backup of another start is never resumed
+        cycle = f"pretrain-restart-{hashlib.sha256(restart_from.read_bytes()).hexdigest()[:12]}-{epochs}ep"
+    run_dir = run_dir or CACHE_DIR / "runs" / "emorec" / cycle
     variant = VARIANTS["emorec"]
-    registry.update_card("emorec", {
-        "description": variant.description,
-        "variant": "emorec",
-        "classes": list(LABELS),
-        "input_shape": list(INPUT_SHAPE),
-        "face_crop": True,
-        "margin": VARIANTS["emorec"].margin,
-        "tta_flip": True,
-        "threshold": NOT_SURE_BELOW,
-        "parameters": int(model.count_params()),
-        "file_size_bytes": (out / registry.MODEL_FILE).stat().st_size,
-        "data": {**dataset_summary(manifest), "folder": str(ckplus_dir),
-                 "extra": {"ck48_frames": int(len(extra.ck48_y)), "fer2013_slice": int(len(extra.fer_y)),
-                           "fer2013_labels": extra.fer_labels,
-                           "pretrained_on": f"FER2013 train ({pretrained_faces(models_dir):,} faces)"
-                                            + (", then FER+ votes and LFW's training people (stage 1b)"
-                                               if "stage_1b" in pretraining(models_dir) else "")}},
-        "training": {"finetune_epochs": epochs, "probe_epochs": probe_epochs, "optimizer": "adamw",
-                     "augmentation": [type(layer).__name__ for layer in augmentation().layers],
-                     "weight_mixing": f"{share:g} x fine-tuned + {1 - share:g} x pretrained weights "
-                                      f"(WiSE-FT), {source}",
-                     "pretraining": pretraining(models_dir),
-                     "wall_seconds": {"stage_1": stage_seconds(stage1_path(models_dir).with_name("history.json")),
-                                      "stage_2_final": stage_seconds(runs / "final" / "history.json")}},
-        "weight_mixing": share,
-        "commands": {"train": command},
-    }, models_dir)
-    return registry.update_card("emorec", served_latency("emorec", models_dir), models_dir)
+    batch_size = batch_size or variant.batch_size
+    manifest = load_dataset(fer_train_dir)
+    x = cached_model_inputs(manifest, variant.input_shape, face_crop=False)
+    y = label_indices(manifest["label"])
+    fit_rows, held_out = fer_holdout_split(y)
+    x_train, x_val, y_train, y_val = x[fit_rows], x[held_out], y[fit_rows], y[held_out]
+    steps = epochs * int(np.ceil(len(x_train) / batch_size))
+    model = build("emorec")
+    earlier: list[dict] = []
+    if restart_from is None:
+        peak, augment = variant.learning_rate, augmentation()
+    else:
+        model.set_weights(keras.models.load_model(restart_from, compile=False).get_weights())
+        history_path = restart_from.parent / "history.json"
+        earlier = json.loads(history_path.read_text()) if history_path.exists() else []
+        peak, augment = PRETRAIN_RESTART_LEARNING_RATE, augmentation(erasing=PRETRAIN_ERASING)
+    schedule = keras.optimizers.schedules.CosineDecay(peak / 20, steps, warmup_target=peak, warmup_steps=steps // 30)
+    compile_model(model, variant.optimizer, schedule)
+    fit(model, make_dataset(x_train, y_train, batch_size, augment, shuffle=True),
+        make_dataset(x_val, y_val, 512), epochs, run_dir, class_weights(y_train, 0.3), patience=None)
+    save_model(model, out_dir / "pretrained.keras")
+    cycle_rows = [{**row, "epoch": row["epoch"] + len(earlier)}
+                  for row in json.loads((run_dir / "history.json").read_text())]
+    atomic_write_text(out_dir / "history.json", json.dumps(earlier + cycle_rows, indent=1))
+    atomic_write_text(out_dir / "data_stats.json", json.dumps(dataset_summary(manifest), indent=1))
+    return model

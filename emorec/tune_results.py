@@ -1,5 +1,5 @@
-"""Talos tuning: scans of the study's network family, and every dialect of Talos results table
-read into one clean DataFrame.
+"""Talos tables: the search spaces a scan tries, every dialect of results table read into one clean
+DataFrame, and what a scan found.
 
 Tables written by Talos 0.x/1.x (the 2019 study's) and by Talos 2.x differ: a leading index
 column, the name ``loss`` used twice (the metric and the loss-function parameter), float noise
@@ -11,16 +11,15 @@ hides all of that; unknown columns are kept.
 from __future__ import annotations
 
 import io
-import os
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from unittest.mock import patch
 
 import numpy as np
 import pandas as pd
 
-from emorec.config import CHANCE
+from emorec.config import CHANCE, SEARCH_SPACE
 from emorec.files import atomic_write_text
 
 METRICS = ("val_balanced_accuracy", "val_accuracy", "val_loss", "accuracy", "loss")
@@ -171,7 +170,7 @@ def configuration(results: TalosResults, row: int) -> dict:
 def parameter_importance(results: TalosResults, metric: str | None = None) -> pd.DataFrame:
     """How much each hyper-parameter matters: the share of the metric's variance explained by its
     values (one-way ANOVA eta squared), with the F-test's p-value. Parameters with one value are skipped."""
-    from scipy.stats import f_oneway
+    from scipy.stats import f_oneway  # deferred: SciPy's statistics load in a second, only for importance
 
     metric = metric or results.primary_metric
     frame = results.frame.dropna(subset=[metric])
@@ -248,21 +247,29 @@ def summarize(results: TalosResults, metric: str | None = None, chance: float = 
                        None if duration is None else float(duration.median()))
 
 
-# ---------------------------------------------------------------------------------------------
-# Scanning (Talos 2.x)
+def merge_scans(tables: list[Path], out: Path) -> int:
+    """Shards of one scan (run on several machines) as one table; each configuration once."""
+    frames = [read_results(path).frame for path in tables]
+    merged = pd.concat(frames, ignore_index=True)
+    if "_param_hash" in merged:
+        merged = merged.drop_duplicates("_param_hash")
+    try:
+        atomic_write_text(out, merged.to_csv(index=False))
+    except OSError as error:
+        raise TalosTableError(f"{out} cannot be written ({error.strerror or error}).") from None
+    return len(merged)
 
-DEFAULT_SPACE = Path(__file__).parent / "spaces" / "study.toml"
-SCAN_VARIANTS = {"full": "tuned_full", "mtcnn": "tuned_mtcnn"}
+
+# ---------------------------------------------------------------------------------------------
+# Search spaces
 
 
 class SearchSpaceError(ValueError):
     """A search-space file that cannot be used; the message says why."""
 
 
-def load_space(path: str | Path = DEFAULT_SPACE) -> tuple[dict[str, list], dict]:
+def load_space(path: str | Path = SEARCH_SPACE) -> tuple[dict[str, list], dict]:
     """A search space file (TOML): ``[params]`` name = [values...] and optional ``[scan]`` settings."""
-    import tomllib
-
     path = Path(path)
     try:
         spec = tomllib.loads(path.read_text())
@@ -279,138 +286,3 @@ def load_space(path: str | Path = DEFAULT_SPACE) -> tuple[dict[str, list], dict]
     if not_lists:
         raise SearchSpaceError(f"{path}: parameters must be non-empty lists of values: {', '.join(not_lists)}.")
     return params, spec.get("scan", {})
-
-
-def scaled_inputs(images: np.ndarray, scale: float) -> np.ndarray:
-    """Crops shrunk by ``scale`` (area-averaged): a scan at half size trains ~4x faster, so a
-    large scan fits on a laptop CPU; the space file states the scale it used."""
-    if not 0 < scale <= 1:
-        raise SearchSpaceError(f"input_scale must be in (0, 1], not {scale}.")
-    images = images.astype("float32")
-    if scale == 1:
-        return images
-    import tensorflow as tf
-
-    size = [max(1, round(images.shape[1] * scale)), max(1, round(images.shape[2] * scale))]
-    return tf.image.resize(images, size, method="area").numpy()
-
-
-def balanced_accuracy_logger(x_val, y_val):
-    """A callback that adds ``val_balanced_accuracy`` (scikit-learn's mean recall per class) to each
-    epoch's logs, so Talos records it and early stopping can watch it. Plain accuracy rewards a
-    model that answers "neutral" to every face (0.64 on CK+ validation subjects); this scores it 1/8."""
-    import keras
-    from sklearn.metrics import balanced_accuracy_score
-
-    truth = y_val.argmax(axis=1)
-
-    class BalancedAccuracy(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            predicted = self.model.predict(x_val, verbose=0).argmax(axis=1)
-            logs["val_balanced_accuracy"] = float(balanced_accuracy_score(truth, predicted))
-
-    return BalancedAccuracy()
-
-
-def scan_model(x_train, y_train, x_val, y_val, params):
-    """The Talos model function: the study's tuned family with one configuration's parameters,
-    trained with augmentation and class weights, stopped early when the (subject-grouped)
-    validation balanced accuracy stops improving. Talos records each metric's last epoch."""
-    import keras
-
-    from emorec.models import tuned_cnn
-    from emorec.train import augmentation, class_weights, make_optimizer
-
-    network = tuned_cnn(x_train.shape[1:], y_train.shape[1], params)
-    model = keras.Sequential([keras.Input(x_train.shape[1:]), augmentation(), network])
-    model.compile(optimizer=make_optimizer(params["optimizer"], float(params["lr"])), loss="categorical_crossentropy",
-                  metrics=["accuracy"])
-    stop = keras.callbacks.EarlyStopping(monitor="val_balanced_accuracy", mode="max", patience=int(params["patience"]))
-    history = model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=int(params["epochs"]),
-                        batch_size=int(params["batch_size"]), class_weight=class_weights(y_train.argmax(axis=1), 1.0),
-                        callbacks=[balanced_accuracy_logger(x_val, y_val), stop], verbose=0)
-    return history, model
-
-
-def shard_space(params: dict[str, list], rounds: int | None, index: int, count: int):
-    """The ``index``-th of ``count`` shards of one seeded draw of ``rounds`` configurations: what
-    Talos's DistributeParamSpace does, without its step that lists the whole space again for every
-    shard (5.6M rows for the study's space: 6.5 minutes on one core before the first trial)."""
-    import random
-
-    from talos.experiment.serialization import content_hash
-    from talos.parameters.ParamSpace import ParamSpace
-
-    from emorec.config import SEED
-
-    draw = ParamSpace(params, round_limit=rounds, seed=SEED)
-    rows = list(draw.param_index)
-    random.Random(SEED).shuffle(rows)
-    mine = np.array_split(np.array(rows, dtype=int), count)[index]
-    if len(mine) == 0:
-        raise SearchSpaceError(f"Shard {index}/{count} is empty: {len(rows)} configurations cannot be split "
-                               f"in {count} shards; use more --rounds or fewer shards.")
-    # The draw becomes the shard: its search strategy walks whatever rows it holds.
-    draw.param_space = draw.param_space[mine].copy()
-    draw.param_index = list(range(len(mine)))
-    draw.dimensions = len(mine)
-    draw.shard_id = index
-    draw.shard_namespace = content_hash({"params": params, "machines": count, "worker": index,
-                                         "original_row_indexes": mine.tolist()})
-    return draw
-
-
-def run_scan(data_dir: Path, out: Path, variant: str = "mtcnn", space: Path = DEFAULT_SPACE, rounds: int | None = None,
-             shard: tuple[int, int] | None = None, work_dir: Path | None = None) -> tuple[str, int]:
-    """A Talos scan of the study's network family on CK+ (whole frames or MTCNN crops), validated
-    on held-out subjects. ``rounds`` configurations are drawn from the space (with ``shard`` =
-    (i, n), this machine runs the i-th of n parts of that draw). Re-running the same command resumes
-    an interrupted scan, as long as emorec's code is unchanged. Returns the scan's status and its
-    number of rows; the results table is written to ``out``."""
-    import shutil
-
-    import keras
-    import talos
-
-    from emorec.config import CACHE_DIR, LABELS, SEED
-    from emorec.data import groups_of, load_dataset
-    from emorec.data import label_indices
-    from emorec.train import inner_validation_split, variant_inputs
-
-    params, settings = load_space(space)
-    params = {**params, "patience": [int(settings.get("early_stopping_patience", 5))]}
-    limit = rounds
-    if shard is not None:  # the same sample of ``rounds`` configurations on every machine, split in shards
-        params = shard_space(params, rounds, *shard)
-        limit = params.dimensions
-    manifest = load_dataset(data_dir)
-    x = scaled_inputs(variant_inputs(SCAN_VARIANTS[variant], manifest), float(settings.get("input_scale", 1.0)))
-    y = keras.utils.to_categorical(label_indices(manifest["label"]), len(LABELS))
-    fit_rows, val_rows = inner_validation_split(y.argmax(axis=1), groups_of(manifest).to_numpy(),
-                                                float(settings.get("validation_subjects", 0.2)))
-    work_dir = work_dir or CACHE_DIR / "scans" / (out.stem + (f"-shard{shard[0]}of{shard[1]}" if shard else ""))
-    resume = (work_dir / "checkpoint.json").exists()
-    if work_dir.exists() and not resume:
-        shutil.rmtree(work_dir)  # a scan that never finished its first trial: start it again
-    # Talos makes a scan's git HEAD part of its identity: a commit between the run and its resume
-    # would make the resume fail. Scans depend on their parameters and data, not on commits.
-    with patch.dict(os.environ, {"GIT_DIR": "/nonexistent"}):
-        scan = talos.Scan(x=x[fit_rows], y=y[fit_rows], x_val=x[val_rows], y_val=y[val_rows], params=params,
-                          model=scan_model, experiment_name="emorec", experiment_dir=str(work_dir), resume=resume,
-                          round_limit=limit, seed=SEED, reduction_metric="val_balanced_accuracy", save_weights=False,
-                          n_permutations=limit)  # the progress bar's total (else the whole space: 5.6M)
-    atomic_write_text(out, scan.data.to_csv(index=False))
-    return scan.status, len(scan.data)
-
-
-def merge_scans(tables: list[Path], out: Path) -> int:
-    """Shards of one scan (run on several machines) as one table; each configuration once."""
-    frames = [read_results(path).frame for path in tables]
-    merged = pd.concat(frames, ignore_index=True)
-    if "_param_hash" in merged:
-        merged = merged.drop_duplicates("_param_hash")
-    try:
-        atomic_write_text(out, merged.to_csv(index=False))
-    except OSError as error:
-        raise TalosTableError(f"{out} cannot be written ({error.strerror or error}).") from None
-    return len(merged)

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
-import numpy as np
 import pytest
 
-from emorec import tune
-from emorec.config import SEED
-from tests.conftest import ROOT, shared_data
+from emorec import tune_results as tune
+from emorec.config import SEARCH_SPACE
+from tests.conftest import ROOT, TALOS2, shared_data
 
-TALOS2 = ("start,end,duration,execution_time,round_epochs,loss,accuracy,val_loss,val_accuracy,lr,dropout,optimizer,"
-          "neurons_layer_2,activation_1,_trial_id,_param_hash\n"
-          "2026-11-20 10:00:00,2026-11-20 10:00:30,30.5,30.1,12,0.9,0.7,1.1,0.61,0.001,0.30000000000000004,Adam,"
-          "64,relu,0,ab12\n"
-          "2026-11-20 10:00:30,2026-11-20 10:01:10,40.0,39.8,15,0.8,0.75,1.0,0.66,0.0001,0.1,Nadam,"
-          "128,elu,1,cd34\n"
-          "2026-11-20 10:01:10,2026-11-20 10:01:40,30.0,29.9,10,1.9,0.2,2.0,0.125,0.001,0.5,SGD,"
-          "64,tanh,2,ef56\n")
 
 LEGACY = (",round_epochs,val_loss,val_accuracy,loss,accuracy,activation_1,batch_size,dropout,emb_output_dims,epochs,"
           "last_activation,loss,lr,optimizer\n"
@@ -138,69 +127,6 @@ def test_readable_tables_lead_with_the_chosen_columns_and_flag_collapsed_runs():
     assert tune.collapsed(results.top(5, "val_accuracy"), results, "val_accuracy") == 0  # the best runs learned
 
 
-TINY_SPACE = """
-[params]
-activation_1 = ["relu", "tanh"]
-activation_2 = ["relu"]
-activation_3 = ["elu"]
-activation_4 = ["relu"]
-activation_5 = ["relu"]
-neurons_layer_2 = [8]
-neurons_layer_3 = [8, 16]
-neurons_layer_4 = [8]
-dropout = [0.1]
-kernel_initializer = ["uniform"]
-optimizer = ["Adam", "SGD"]
-lr = [0.001]
-batch_size = [8]
-epochs = [2]
-last_activation = ["softmax"]
-
-[scan]
-early_stopping_patience = 1
-validation_subjects = 0.34
-"""
-
-
-def test_scan_shards_resume_and_merge(tmp_path, class_folder_dataset):
-    space = tmp_path / "space.toml"
-    space.write_text(TINY_SPACE)
-    tables = []
-    for shard in ((0, 2), (1, 2)):
-        out = tmp_path / f"scan-{shard[0]}.csv"
-        status, rows = tune.run_scan(class_folder_dataset, out, "full", space, rounds=4, shard=shard,
-                                     work_dir=tmp_path / f"work-{shard[0]}")
-        assert status == "complete" and rows == 2
-        results = tune.read_results(out)
-        assert results.dialect == "talos-2" and results.primary_metric == "val_balanced_accuracy"
-        assert results.frame["val_balanced_accuracy"].between(0, 1).all() and "val_accuracy" in results.metrics
-        assert {"activation_1", "optimizer", "patience"} <= set(results.params)
-        tables.append(out)
-    again = tune.run_scan(class_folder_dataset, tables[0], "full", space, rounds=4, shard=(0, 2),
-                          work_dir=tmp_path / "work-0")
-    assert again == ("complete", 2)  # finished scan: resumed, nothing trained again
-    assert os.environ.get("GIT_DIR") != "/nonexistent"  # hidden from Talos only, not from the rest of the process
-    merged = tmp_path / "merged.csv"
-    assert tune.merge_scans(tables, merged) == 4
-    assert tune.read_results(merged).frame["_param_hash"].nunique() == 4
-
-
-def test_shards_split_talos_draw_without_listing_the_space():
-    from talos.parameters.DistributeParamSpace import DistributeParamSpace
-
-    params = {"a": [1, 2, 3, 4], "b": ["x", "y", "z"], "c": [0.1, 0.2]}
-    talos_shards = DistributeParamSpace(params, round_limit=10, machines=3, seed=SEED).param_spaces
-    ours = [tune.shard_space(params, 10, index, 3) for index in range(3)]
-    for shard, theirs in zip(ours, talos_shards.values()):
-        assert shard.param_space.tolist() == theirs.param_space.tolist()
-        assert shard.shard_namespace == theirs.shard_namespace
-        assert shard.round_parameters() == theirs.round_parameters()  # the strategy walks the shard's rows
-    assert sum(len(shard.param_space) for shard in ours) == 10
-
-
-def test_an_empty_shard_is_a_clear_error():
-    with pytest.raises(tune.SearchSpaceError, match="Shard 3/4 is empty: 3 configurations"):
-        tune.shard_space({"a": [1, 2, 3], "b": [0.1]}, 3, 3, 4)
 
 
 @pytest.mark.parametrize("content, message", [
@@ -224,20 +150,10 @@ def test_shipped_space_is_the_studys():
 
 def test_shipped_fast_space_keeps_the_study_family():
     study, _ = tune.load_space()
-    half, settings = tune.load_space(tune.DEFAULT_SPACE.with_name("study-fast.toml"))
+    half, settings = tune.load_space(SEARCH_SPACE.with_name("study-fast.toml"))
     assert {k: v for k, v in half.items() if k not in ("batch_size", "epochs")} == \
         {k: v for k, v in study.items() if k not in ("batch_size", "epochs")}
     assert 0 < settings["input_scale"] < 1
-
-
-def test_scaled_inputs_average_areas():
-    images = np.arange(2 * 4 * 6 * 3, dtype=np.uint8).reshape(2, 4, 6, 3)
-    half = tune.scaled_inputs(images, 0.5)
-    assert half.shape == (2, 2, 3, 3) and half.dtype == np.float32
-    assert half[0, 0, 0, 0] == pytest.approx(images[0, :2, :2, 0].mean())
-    assert tune.scaled_inputs(images, 1.0).shape == images.shape
-    with pytest.raises(tune.SearchSpaceError, match="input_scale"):
-        tune.scaled_inputs(images, 1.5)
 
 
 def test_tune_report_cli(tmp_path):
