@@ -36,7 +36,7 @@ def calibration_error_among(probabilities: np.ndarray, labels: np.ndarray, colum
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None) -> float:
     """The temperature T minimising the negative log-likelihood of softmax(log p / T); with
     ``groups`` (e.g. the domain of each face), every group weighs the same however many rows it has."""
-    from scipy.optimize import minimize_scalar  # SciPy's optimisers load in a second: only when fitting
+    from scipy.optimize import minimize_scalar  # deferred: SciPy loads in a second, only when fitting
 
     logits = np.log(np.clip(probabilities, 1e-12, 1.0))
     groups = np.zeros(len(labels)) if groups is None else np.asarray(groups)

@@ -91,7 +91,7 @@ WILD_STEPS = 200  # batches per epoch (25,600 faces at 128)
 WILD_LEARNING_RATE = 5e-4  # AdamW's peak, cosine decay to 0
 WILD_LFW_SHARE = 0.2  # share of each batch drawn from LFW's training people (the rest: FER+)
 
-# emorec's stage 2 (emorec.recipe): fine-tuning epochs, and how many FER2013 train faces are mixed
+# emorec's stage 2 (emorec.finetune): fine-tuning epochs, and how many FER2013 train faces are mixed
 # into the CK+ faces so the network keeps faces from the wild (a higher CK+ share was tried: README).
 FINETUNE_EPOCHS = 10
 FINETUNE_LEARNING_RATE = 5e-4  # AdamW, cosine decay to 0

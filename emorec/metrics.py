@@ -50,7 +50,7 @@ def subject_ci95(right: np.ndarray, paths, resamples: int = 9999, seed: int = SE
     (a cluster bootstrap, BCa, by SciPy): one subject's frames are not independent, so resampling
     frames would claim too narrow an interval. Subjects come from CK+ file names; any other file
     counts as its own subject."""
-    from scipy.stats import bootstrap  # SciPy's statistics load in a second: only when an interval is asked for
+    from scipy.stats import bootstrap  # deferred: SciPy loads in a second, only for an interval
 
     subjects = [parse_ckplus_name(Path(p).name)[0] or str(p) for p in paths]
     _, subject = np.unique(subjects, return_inverse=True)

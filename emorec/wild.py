@@ -1,6 +1,6 @@
 """emorec stage 1b: faces from the wild, with cleaner labels and other people.
 
-Stage 1 (``train.pretrain_fer``) learned FER2013's single, noisy labels. This stage continues from
+Stage 1 (``finetune.pretrain_fer``) learned FER2013's single, noisy labels. This stage continues from
 its network on what transfers to people it has never seen:
 
 - FER+ votes (ten annotators per face) as soft targets instead of FER2013's one label per face;
