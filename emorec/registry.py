@@ -106,7 +106,7 @@ def read_predictions(name: str, protocol: str, models_dir: Path = MODELS_DIR):
     """Every cross-validation test prediction of a model (``cv-<protocol>.csv``), when saved."""
     path = models_dir / name / f"cv-{protocol}.csv"
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, float_precision="round_trip")  # the same floats as written: the same argmax
     except (OSError, ValueError, pd.errors.ParserError):  # ValueError: not UTF-8, or empty
         return None
 

@@ -66,7 +66,7 @@ def evaluate_variant(name: str, data_dir: Path, protocol: str, command: str, n_s
     run_dir = CACHE_DIR / "runs" / (f"{name}-{epochs}ep" if epochs else name)  # other epochs: other folds
     predictions = cross_validate(x, manifest, study_trainer(name, epochs), protocol, run_dir, n_splits, progress,
                                  settings=(VARIANTS[name], training_code(name), *([epochs] if epochs else [])))
-    atomic_write_text(models_dir / name / f"cv-{protocol}.csv", predictions.round(5).to_csv(index=False))
+    atomic_write_text(models_dir / name / f"cv-{protocol}.csv", predictions.to_csv(index=False))
     summary = summarize(predictions, protocol)
     summary["best_epochs"] = [best_epoch(run_dir / f"{protocol}-fold{fold:02d}") for fold in range(n_splits)]
     summary["data"] = str(data_dir)
@@ -265,7 +265,7 @@ def cross_validate_emorec(recipe: stage2.Recipe, command: str, models_dir: Path 
     scan = stage2.mixing_scan(pretrained, fold_runs, x, label_indices(manifest["label"]), extra, scan_progress)
     table, share = scan.table(), stage2.choose_share(scan.table())
     fold_shares, predictions[list(LABELS)] = scan.nested()  # rows of both in fold order
-    atomic_write_text(run_dir / CV_PREDICTIONS, predictions.round(5).to_csv(index=False))
+    atomic_write_text(run_dir / CV_PREDICTIONS, predictions.to_csv(index=False))
     probabilities, labels = predictions[list(LABELS)].to_numpy(), label_indices(predictions["label"])
     calibration = stage2.calibrate(scan, fold_shares, probabilities, labels, predictions["fold"].to_numpy(),
                                    extra.fer_heldout_y)

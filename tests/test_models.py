@@ -260,8 +260,9 @@ def test_predict_cli_json_lines_contract(tmp_path):
     astronaut, blank, broken = lines
     assert astronaut["error"] is None and len(astronaut["faces"]) == 1
     face = astronaut["faces"][0]
-    assert set(face) >= {"box", "score", "label", "probabilities"} and len(face["box"]) == 4
-    assert set(face["probabilities"]) == set(LABELS)
+    assert set(face) == {"box", "score", "label", "probabilities", "sure"} and len(face["box"]) == 4
+    assert set(face["probabilities"]) == set(LABELS) and face["label"] in LABELS
+    assert face["sure"] == (face["probabilities"][face["label"]] >= 0.5)  # the card's threshold (default)
     assert blank == {"path": str(photos / "nested" / "blank.png"), "faces": [], "error": None}
     assert broken["faces"] == [] and ("damaged" in broken["error"] or "not an image" in broken["error"])
 
