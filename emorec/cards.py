@@ -32,7 +32,7 @@ class ModelCard:
     margin: float = FaceDefaults.margin
     temperature: float = 1.0
     threshold: float = NOT_SURE_BELOW
-    tta_flip: bool = False
+    mirror_averaged: bool = False
     description: str = ""
     variant: str | None = None
     parameters: int | None = None
@@ -218,7 +218,7 @@ def summary_markdown(card: ModelCard, raw: dict) -> list[str]:
     for key, label in (("classes", "Classes"), ("input_shape", "Input (h, w, channels)"), ("face_crop", "Face crop"),
                        ("parameters", "Parameters"), ("file_size_bytes", "File size (bytes)"),
                        ("temperature", "Temperature"), ("threshold", "\"Not sure\" below confidence"),
-                       ("tta_flip", "Averages the face and its mirror image"),
+                       ("mirror_averaged", "Averages the face and its mirror image"),
                        ("latency_ms_per_face", "CPU latency per face (ms, as served)"),
                        ("latency_measured", "Latency measured on")):
         if key in raw:

@@ -152,9 +152,10 @@ def load_finetune_data(recipe: Recipe) -> FineTuneData:
     return FineTuneData(ck48_x, ck48_y, subjects, fer_x, fer_y, heldout_x, heldout_y, labels_from, domains)
 
 
-def flip_averaged(model: keras.Model):
+def mirror_averaged_predict(model: keras.Model):
     """``model``'s predict function with the test-time augmentation it is served with (the face
     and its mirror image, ``predict.mirror_averaged``)."""
+
     def predict(images: np.ndarray) -> np.ndarray:
         return mirror_averaged(lambda x: predict_probabilities(model, x), images.astype(np.float32))
 
@@ -208,20 +209,21 @@ def finetune(pretrained: Path, x: np.ndarray, y: np.ndarray, subjects: np.ndarra
 
 def training_code() -> str:
     """``code_fingerprint`` of what fine-tunes and predicts in a fold of emorec's cross-validation."""
-    return code_fingerprint(finetune, linear_probe, emorec_trainer, flip_averaged, mirror_averaged, fit, augmentation,
-                            make_dataset, class_weights, compile_model, make_optimizer, predict_probabilities)
+    return code_fingerprint(finetune, linear_probe, emorec_trainer, mirror_averaged_predict, mirror_averaged, fit,
+                            augmentation, make_dataset, class_weights, compile_model, make_optimizer,
+                            predict_probabilities)
 
 
 def emorec_trainer(pretrained: Path, extra: FineTuneData, recipe: Recipe):
     """A ``train.Trainer``: fine-tune on the fold, keep the weights (for the mixing scan),
-    predict with flip averaging."""
+    predict with the mirror image averaged in."""
 
     def train_fold(x: np.ndarray, y: np.ndarray, groups: np.ndarray, run_dir: Path):
         model = finetune(pretrained, x, y, groups, extra, run_dir, recipe)
         network = keras.models.load_model(pretrained, compile=False)  # a compiled model's file also holds AdamW's state
         network.set_weights(model.get_weights())
         network.save_weights(run_dir / FINETUNED_WEIGHTS)
-        return flip_averaged(model)
+        return mirror_averaged_predict(model)
 
     return train_fold
 
@@ -319,7 +321,7 @@ def mixing_scan(pretrained: Path, folds: list[tuple[Path, np.ndarray]], x: np.nd
     for k, (fold_dir, rows) in enumerate(progress(folds)):
         finetuned.load_weights(fold_dir / FINETUNED_WEIGHTS)
         for i, share in enumerate(MIXING_GRID):
-            predict = flip_averaged(mixed(base, finetuned, share, into=model))
+            predict = mirror_averaged_predict(mixed(base, finetuned, share, into=model))
             probabilities[share].append(predict(x[rows]))
             for domain in extra.transfer:
                 domain_accuracy[domain.name][i, k] = domain.accuracy(predict(domain.x))

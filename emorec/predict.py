@@ -66,7 +66,7 @@ class EmotionRecognizer:
         self.margin: float = float(card.margin)
         self.temperature: float = float(card.temperature)
         self.threshold: float = float(card.threshold)
-        self.tta_flip: bool = bool(card.tta_flip)
+        self.mirror_averaged: bool = bool(card.mirror_averaged)
         # One traced graph for any batch size: calling a Keras model eagerly costs far more per face.
         self._forward = tf.function(
             lambda x: model(x, training=False),
@@ -103,7 +103,7 @@ class EmotionRecognizer:
         if len(crops) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         crops = np.asarray(crops, np.float32)
-        if self.tta_flip:  # as the model was evaluated
+        if self.mirror_averaged:  # as the model was evaluated
             probabilities = mirror_averaged(lambda x: self._forward(x).numpy(), crops)
         else:
             probabilities = self._forward(crops).numpy().astype(np.float64)

@@ -325,7 +325,7 @@ def ship_emorec(recipe: stage2.Recipe, command: str, models_dir: Path = MODELS_D
         "input_shape": list(variant.input_shape),
         "face_crop": True,
         "margin": variant.margin,
-        "tta_flip": True,
+        "mirror_averaged": True,
         "threshold": NOT_SURE_BELOW,
         "parameters": int(model.count_params()),
         "data": {**dataset_summary(manifest), "folder": str(recipe.ckplus),

@@ -231,7 +231,7 @@ def test_recipe_end_to_end(tmp_path, class_folder_dataset, monkeypatch):
             assert "optimizer" not in weights  # the network only, not AdamW's moments
 
     card = workflows.ship_emorec(recipe, "cmd", models)
-    assert card.tta_flip and card.calibration["temperature"] > 0 and card.data["extra"]["ck48_frames"] == 6
+    assert card.mirror_averaged and card.calibration["temperature"] > 0 and card.data["extra"]["ck48_frames"] == 6
     assert card.result("subject-kfold")["weight_mixing"]["runs"] == run_dir.name  # its own recipe's numbers
     assert card.calibration == json.loads((run_dir / workflows.CV_RESULTS).read_text())["calibration"]
     assert (models / "emorec" / "cv-subject-kfold.csv").exists()

@@ -171,7 +171,7 @@ def test_bench_latency_measures_every_shipped_model_as_served(tmp_path):
 
     save_tiny_model(tmp_path, "plain", convolutional=True)
     save_tiny_model(tmp_path, "flipped", convolutional=True)
-    registry.update_card("flipped", {"tta_flip": True}, tmp_path)
+    registry.update_card("flipped", {"mirror_averaged": True}, tmp_path)
     (tmp_path / "card_only").mkdir()
     (tmp_path / "card_only" / "card.json").write_text('{"classes": ["happiness"], "input_shape": [48, 48, 1]}')
     table = bench.bench_latency(True, tmp_path).set_index("model")
@@ -398,7 +398,7 @@ def test_flip_averaging_is_the_mean_of_face_and_mirror():
     crops = np.random.default_rng(1).integers(0, 255, (3, 48, 48, 1)).astype(np.float32)
     mirrored = np.flip(crops, axis=2)  # left-right: the width axis of (faces, height, width, channels)
     one_pass = EmotionRecognizer("asymmetric", model, card).classify(crops)
-    averaged = EmotionRecognizer("asymmetric", model, dataclasses.replace(card, tta_flip=True)).classify(crops)
+    averaged = EmotionRecognizer("asymmetric", model, dataclasses.replace(card, mirror_averaged=True)).classify(crops)
     assert not np.allclose(one_pass, model.predict(mirrored, verbose=0), atol=1e-3)
     assert np.allclose(averaged, (model.predict(crops, verbose=0) + model.predict(mirrored, verbose=0)) / 2, atol=1e-5)
 
