@@ -3,7 +3,7 @@
 import emorec  # noqa: F401
 import streamlit as st
 
-from pages.common import PAGES, page_setup
+from ui.widgets import PAGES, page_setup
 
 page_setup()
 

@@ -9,7 +9,7 @@ import streamlit as st
 
 from emorec import data, registry
 from emorec.config import default_data_dir
-from pages.common import image_sizes, load_manifest, local_path, modified, page_setup
+from ui.widgets import image_sizes, load_manifest, local_path, modified, page_setup
 
 page_setup()
 

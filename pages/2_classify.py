@@ -21,8 +21,8 @@ from emorec.files import content_digest
 from emorec.plots import confusion_heatmap
 from emorec.predict import labelled_photo_rows, photo_row
 from emorec.images import ImageError, load_image
-from pages.common import (classify, in_grid, labelled_score_columns, local_path, model_picker, page_setup,
-                          percent_columns, warn_seen_in_training)
+from ui.widgets import (classify, in_grid, labelled_score_columns, local_path, model_picker, page_setup,
+                        percent_columns, warn_seen_in_training)
 
 page_setup()
 

@@ -13,7 +13,7 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from emorec.config import LIVE_CLASSIFY_EVERY
 from emorec.live import LiveAnnotator, LiveStats
-from pages.common import model_picker, page_setup, rtc_configuration
+from ui.widgets import model_picker, page_setup, rtc_configuration
 
 page_setup()
 

@@ -13,7 +13,7 @@ import streamlit as st
 from emorec import config, plots, tune
 from emorec.config import CHANCE, LABELS, VARIANT_NAMES, default_data_dir
 from emorec.data import DatasetError
-from pages.common import load_scan, page_setup, shipped_scans
+from ui.widgets import load_scan, page_setup, shipped_scans
 
 page_setup()
 

@@ -11,8 +11,8 @@ import streamlit as st
 
 from emorec import config, cross_dataset, data, evaluate, plots, registry
 from emorec.config import EMOTIONS, LABELS
-from pages.common import (in_grid, labelled_score_columns, listed_models, local_path, model_cards, model_history,
-                          model_predictions, page_setup, recognizers, warn_seen_in_training)
+from ui.widgets import (in_grid, labelled_score_columns, listed_models, local_path, model_cards, model_history,
+                        model_predictions, page_setup, recognizers, warn_seen_in_training)
 
 page_setup()
 

@@ -22,7 +22,7 @@ def open_app(monkeypatch, data_dir: Path) -> AppTest:
 
 
 def test_home_links_every_page(monkeypatch, tmp_path):
-    from pages.common import PAGES
+    from ui.widgets import PAGES
 
     app = open_app(monkeypatch, tmp_path)
     assert "emorec" in app.title[0].value
