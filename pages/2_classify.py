@@ -21,10 +21,12 @@ from emorec.files import content_digest
 from emorec.plots import confusion_heatmap
 from emorec.predict import labelled_photo_rows, photo_row
 from emorec.images import ImageError, load_image
-from ui.widgets import (classify, in_grid, labelled_score_columns, local_path, model_picker, page_setup,
-                        percent_columns, warn_seen_in_training)
+from ui.loaders import classify
+from ui.navigation import page_setup
+from ui.widgets import (in_grid, labelled_score_columns, local_path, model_picker, percent_columns,
+                        warn_seen_in_training)
 
-page_setup()
+page_setup(__file__)
 
 UPLOAD_TYPES = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)
 

@@ -13,9 +13,10 @@ import streamlit as st
 from emorec import config, plots, tune
 from emorec.config import CHANCE, LABELS, VARIANT_NAMES, default_data_dir
 from emorec.data import DatasetError
-from ui.widgets import load_scan, page_setup, shipped_scans
+from ui.loaders import load_scan, shipped_scans
+from ui.navigation import page_setup
 
-page_setup()
+page_setup(__file__)
 
 st.title("🎛️ Tuning explorer")
 st.caption("Talos hyper-parameter scans: which configurations worked, and which parameters mattered.")

@@ -11,10 +11,11 @@ import streamlit as st
 
 from emorec import config, cross_dataset, data, evaluate, plots, registry
 from emorec.config import EMOTIONS, LABELS
-from ui.widgets import (in_grid, labelled_score_columns, listed_models, local_path, model_cards, model_history,
-                        model_predictions, page_setup, recognizers, warn_seen_in_training)
+from ui.loaders import listed_models, model_cards, model_history, model_predictions, recognizers
+from ui.navigation import page_setup
+from ui.widgets import in_grid, labelled_score_columns, local_path, warn_seen_in_training
 
-page_setup()
+page_setup(__file__)
 
 st.title("⚖️ Compare models")
 cards = model_cards()

@@ -22,15 +22,44 @@ def open_app(monkeypatch, data_dir: Path) -> AppTest:
 
 
 def test_home_links_every_page(monkeypatch, tmp_path):
-    from ui.widgets import PAGES
+    from ui.navigation import PAGES
 
     app = open_app(monkeypatch, tmp_path)
     assert "emorec" in app.title[0].value
     text = " ".join(m.value for m in app.markdown)
     assert "subject" in text
-    links = [link.proto.label for link in app.get("page_link")]
+    links = [link.proto.label for link in app.main.get("page_link")]
     assert links == [f"**{page.title}** — {page.summary}" for page in PAGES if not page.default]
-    assert all(link.proto.page_script_hash for link in app.get("page_link"))  # each resolves to a page of the app
+    assert all(link.proto.page_script_hash for link in app.main.get("page_link"))  # each resolves to a page of the app
+
+
+def sidebar_menu(app: AppTest) -> list[tuple[str, str]]:
+    return [(link.proto.label, link.proto.icon) for link in app.sidebar.get("page_link")]
+
+
+def test_every_page_has_the_menu(monkeypatch, tmp_path):
+    """Home and a page switched to show the same sidebar menu (ui.navigation.page_setup), every link
+    resolving to a page of the app (Streamlit's pages/ convention: app.py and pages/)."""
+    from ui.navigation import PAGES
+
+    menu = [(page.title, page.icon) for page in PAGES]
+    app = open_app(monkeypatch, tmp_path)
+    assert sidebar_menu(app) == menu
+    assert len({link.proto.page_script_hash for link in app.sidebar.get("page_link")} - {""}) == len(PAGES)
+    app.switch_page("pages/4_tuning.py").run()
+    assert not app.exception and sidebar_menu(app) == menu
+
+
+def test_page_setup_knows_every_page_file():
+    """Every file in pages/ is a page in Streamlit's pages/ convention: each has its entry in PAGES
+    (page_setup looks it up), and nothing else lives there."""
+    from ui.navigation import PAGES, page_info
+
+    files = ["app.py", *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "pages").glob("*.py"))]
+    assert files == [page.path for page in PAGES]
+    assert all(page_info(ROOT / page.path) == page for page in PAGES)
+    with pytest.raises(ValueError, match="not a page"):
+        page_info(ROOT / "ui" / "widgets.py")
 
 
 def test_dataset_page_shows_counts(monkeypatch, class_folder_dataset):

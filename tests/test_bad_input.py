@@ -236,7 +236,7 @@ def test_classify_page_with_a_damaged_copy_of_the_shipped_models(page, shipped_c
 def no_usable_app(tmp_path_factory, tiny_model):
     """The app on a models folder where every model is damaged (their cards mostly readable)."""
     models = damaged_models(tmp_path_factory.mktemp("broken") / "models", tiny_model, keep_good=False)
-    yield from shared_page(tmp_path_factory, models, "pages/0_home.py")
+    yield from shared_page(tmp_path_factory, models, "app.py")
 
 
 @pytest.mark.parametrize("page_file", ["pages/2_classify.py", "pages/3_live.py"])
