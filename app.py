@@ -1,9 +1,25 @@
-"""emorec's Streamlit app: `streamlit run app.py` (or `make run`)."""
+"""emorec's Streamlit app, and its Home page: `streamlit run app.py` (or `make run`).
+
+Streamlit's pages/ convention: this script is Home, every file in pages/ is a page of its own
+(the menu and each page's setup: ui/navigation.py)."""
 
 import emorec  # noqa: F401  (first: loads pylibsrtp before TensorFlow; see emorec/__init__.py)
 import streamlit as st
 
-from pages.common import PAGES
+from ui.navigation import PAGES, page_setup
 
-st.set_page_config(page_title="emorec", page_icon="🙂", layout="wide")
-st.navigation([st.Page(page.path, title=page.title, icon=page.icon, default=page.default) for page in PAGES]).run()
+page_setup(__file__)
+
+st.title("emorec — facial-expression recognition workbench")
+st.markdown(
+    """
+emorec tells **eight expressions** — neutral, anger, contempt, disgust, fear, happiness, sadness and
+surprise — from face photos. It grew out of a 2019 student study on the CK+ dataset and rebuilds it
+honestly: faces are found and aligned with MTCNN, models are measured **by subject** (no person is in
+both the training and the test data), and every number shown comes from a command anyone can rerun.
+"""
+)
+for page in PAGES:
+    if not page.default:
+        st.page_link(page.path, label=f"**{page.title}** — {page.summary}", icon=page.icon)
+st.caption("Everything runs on this machine: no photo leaves it, no model is downloaded.")

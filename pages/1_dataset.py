@@ -9,9 +9,11 @@ import streamlit as st
 
 from emorec import data, registry
 from emorec.config import default_data_dir
-from pages.common import image_sizes, load_manifest, local_path, modified, page_setup
+from ui.loaders import image_sizes, load_manifest, modified
+from ui.navigation import page_setup
+from ui.widgets import local_path
 
-page_setup()
+page_setup(__file__)
 
 st.title("📊 Dataset")
 folder = st.text_input(

@@ -11,20 +11,22 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from emorec import config
+from emorec import config, registry
 from emorec.config import IMAGE_SUFFIXES, MAX_BATCH_PHOTOS, FaceDefaults
 from emorec.data import DatasetError, expected_labels_csv, label_from_name
 from emorec.drawing import draw_faces
-from emorec.evaluate import score_labelled
+from emorec.metrics import score_labelled
 from emorec.explain import occlusion_map, overlay
 from emorec.files import content_digest
 from emorec.plots import confusion_heatmap
 from emorec.predict import labelled_photo_rows, photo_row
 from emorec.images import ImageError, load_image
-from pages.common import (classify, in_grid, labelled_score_columns, local_path, model_picker, page_setup,
-                          percent_columns, warn_seen_in_training)
+from ui.loaders import classify
+from ui.navigation import page_setup
+from ui.widgets import (in_grid, labelled_score_columns, local_path, model_picker, percent_columns,
+                        warn_seen_in_training)
 
-page_setup()
+page_setup(__file__)
 
 UPLOAD_TYPES = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)
 
@@ -200,7 +202,8 @@ with batch_tab:
         st.session_state["batch-results"] = inputs, pd.DataFrame(rows)
     answered, results = st.session_state.get("batch-results", (None, None))
     if results is not None and answered == inputs:
-        summary, matrices = score_labelled(results, config.MODELS_DIR)
+        trained_on = registry.training_images_of(results.get("model", pd.Series()).dropna().unique(), config.MODELS_DIR)
+        summary, matrices = score_labelled(results, trained_on)
         shown = results.drop(columns="digest", errors="ignore")  # the digest only recognises training photos
         if summary.empty:
             st.info("No photo has an expected label: name files like happy_anna.jpg or upload a labels CSV.")

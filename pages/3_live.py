@@ -13,9 +13,10 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from emorec.config import LIVE_CLASSIFY_EVERY
 from emorec.live import LiveAnnotator, LiveStats
-from pages.common import model_picker, page_setup, rtc_configuration
+from ui.navigation import page_setup
+from ui.widgets import model_picker, rtc_configuration
 
-page_setup()
+page_setup(__file__)
 
 st.title("🎥 Live webcam")
 st.caption("Press START and allow the camera. Frames are processed on this machine; nothing is recorded. "

@@ -10,18 +10,20 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from emorec import config, plots, tune
+from emorec import config, plots
+from emorec import tune_results
 from emorec.config import CHANCE, LABELS, VARIANT_NAMES, default_data_dir
 from emorec.data import DatasetError
-from pages.common import load_scan, page_setup, shipped_scans
+from ui.loaders import load_scan, shipped_scans
+from ui.navigation import page_setup
 
-page_setup()
+page_setup(__file__)
 
 st.title("🎛️ Tuning explorer")
 st.caption("Talos hyper-parameter scans: which configurations worked, and which parameters mattered.")
 
 
-def choose_scan(label: str, key: str, default_index: int = 0) -> tune.TalosResults | None:
+def choose_scan(label: str, key: str, default_index: int = 0) -> tune_results.TalosResults | None:
     """A shipped scan or an uploaded Talos CSV; errors shown inline."""
     scans = shipped_scans()
     options = [*scans, "Upload a Talos CSV…"]
@@ -30,13 +32,13 @@ def choose_scan(label: str, key: str, default_index: int = 0) -> tune.TalosResul
         if choice in scans:
             return load_scan(str(scans[choice]))
         upload = st.file_uploader("Talos results CSV", type=["csv"], key=f"{key}-upload")
-        return tune.read_results(upload.getvalue(), upload.name) if upload else None
-    except tune.TalosTableError as error:
+        return tune_results.read_results(upload.getvalue(), upload.name) if upload else None
+    except tune_results.TalosTableError as error:
         st.error(str(error))
         return None
 
 
-def filter_rows(results: tune.TalosResults, metric: str) -> pd.DataFrame:
+def filter_rows(results: tune_results.TalosResults, metric: str) -> pd.DataFrame:
     """The rows within the chosen metric range and parameter values; the filters belong to their
     scan (keys carry its name), so another scan starts unfiltered."""
     frame = results.frame
@@ -67,7 +69,7 @@ if incomplete:
     st.warning(f"{incomplete} row(s) of {results.name} lack values every other row has (a file cut off while it was "
                "written?); filtering by a value they lack leaves them out.")
 ascending = metric.endswith("loss")
-summary = tune.summarize(results, metric)
+summary = tune_results.summarize(results, metric)
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Configurations", f"{summary.configurations:,}")
 c2.metric(f"Best {metric}", f"{summary.best:.3f}")
@@ -87,7 +89,7 @@ for _, row in summary.repeated.iterrows():
     st.warning(f"{int(row['runs']):,} runs ({row['share']:.0%}) ended at exactly {metric} = {row[metric]:.4f}: "
                "different configurations with one identical score usually mean a model that predicts the same class "
                "for every image.")
-shown, outliers = tune.without_outliers(results.frame[metric])
+shown, outliers = tune_results.without_outliers(results.frame[metric])
 histogram = px.histogram(shown, x=metric, nbins=50, height=260)
 if metric.endswith("accuracy"):
     histogram.add_vline(x=CHANCE, line_dash="dot", annotation_position="top left",
@@ -105,14 +107,14 @@ if filtered.empty:
     st.warning("No configuration passes the filters.")
     st.stop()
 
-importance = tune.parameter_importance(tune.TalosResults(filtered, results.metrics, results.params, results.dialect,
-                                                         results.name), metric)
+importance = tune_results.parameter_importance(
+    tune_results.TalosResults(filtered, results.metrics, results.params, results.dialect, results.name), metric)
 varying = [p for p in results.params if filtered[p].nunique() > 1]
 ranked_params = ([p for p in importance["parameter"] if p in varying]
                  + [p for p in varying if p not in set(importance["parameter"])])
 
 st.subheader("Top configurations")
-st.dataframe(tune.readable(filtered.sort_values(metric, ascending=ascending).head(10), results,
+st.dataframe(tune_results.readable(filtered.sort_values(metric, ascending=ascending).head(10), results,
                            [metric, *ranked_params]),
              hide_index=True)
 st.caption("The metric in use first, then the parameters that matter most (below).")
@@ -164,8 +166,8 @@ if other is not None and shared:
     for column, scan in zip(st.columns(2), (results, other)):
         top = scan.top(5, compared)
         column.markdown(f"**{scan.name}**: top 5")
-        column.dataframe(tune.readable(top, scan, [compared]), hide_index=True)
-        stuck = tune.collapsed(top, scan, compared)
+        column.dataframe(tune_results.readable(top, scan, [compared]), hide_index=True)
+        stuck = tune_results.collapsed(top, scan, compared)
         if stuck:
             column.caption(f"{stuck} of these end on a {compared} that many runs of this scan share: likely "
                            "networks that answer one class for every face, not good configurations.")
@@ -179,7 +181,7 @@ ranked = filtered.sort_values(metric, ascending=ascending)
 row = st.selectbox("Configuration", ranked.index[:50],
                    format_func=lambda i: f"#{i}: {metric} {ranked.loc[i, metric]:.3f} — " +
                    ", ".join(f"{p}={ranked.loc[i, p]}" for p in results.params[:6]))
-params = tune.configuration(results, row)
+params = tune_results.configuration(results, row)
 st.json(params, expanded=False)
 took = next((f"{ranked.loc[row, c]:,.0f} s" for c in ("duration", "execution_time")
              if c in ranked and pd.notna(ranked.loc[row, c])), None)
@@ -198,7 +200,7 @@ exists = valid_name and (config.MODELS_DIR / name).exists()
 replace = st.checkbox(f"Replace the model already in models/{name}", key=f"replace-{name}") if exists else True
 st.caption("Training runs while this page stays as it is: changing a control here stops it (run again to resume).")
 if st.button("Train", type="primary", disabled=not (valid_name and replace)):
-    from emorec.train import train_configuration  # TensorFlow loads only when training is asked for
+    from emorec.workflows import train_configuration  # TensorFlow loads only when training is asked for
 
     bar = st.progress(0.0, text="Preparing faces…")
     try:
@@ -210,7 +212,7 @@ if st.button("Train", type="primary", disabled=not (valid_name and replace)):
         st.error(str(error))
     else:
         bar.progress(1.0, text="Done")
-        held_out = card["evaluation"]["subject-holdout"]
+        held_out = card.result("subject-holdout")
         st.success(f"Registered models/{name}: on the fifth of the subjects held out ({held_out['images']} images) "
                    f"accuracy {held_out['accuracy']:.1%}, macro-F1 {held_out['macro_f1']:.1%}; always answering "
                    f"their most frequent class would score {held_out['majority_class']:.1%}. Those subjects also "

@@ -9,12 +9,16 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from emorec import config, cross_dataset, data, evaluate, plots, registry
+from emorec import config, cross_dataset, data, metrics, plots, registry
+from emorec.calibration import with_temperature
+from emorec.cards import CKPLUS_COLUMN, benchmark_table, headline, majority_guess
+from emorec.predict import classify_labelled_photos
 from emorec.config import EMOTIONS, LABELS
-from pages.common import (in_grid, labelled_score_columns, listed_models, local_path, model_cards, model_history,
-                          model_predictions, page_setup, recognizers, warn_seen_in_training)
+from ui.loaders import listed_models, model_cards, model_history, model_predictions, recognizers
+from ui.navigation import page_setup
+from ui.widgets import in_grid, labelled_score_columns, local_path, warn_seen_in_training
 
-page_setup()
+page_setup(__file__)
 
 st.title("⚖️ Compare models")
 cards = model_cards()
@@ -33,18 +37,17 @@ def mean_std(block: dict | None, key: str = "accuracy") -> str:
 def interval(predictions: pd.DataFrame | None, classes: tuple[str, ...]) -> str:
     if predictions is None:
         return "—"
-    low, high = evaluate.accuracy_ci95(predictions, classes)
+    low, high = metrics.accuracy_ci95(predictions, classes)
     return f"{low:.1%} – {high:.1%}"
 
 
 def metrics_table() -> pd.DataFrame:
     rows = []
     for name, card in cards.items():
-        evaluation = card.get("evaluation", {})
-        subject, image = evaluation.get("subject-kfold", {}), evaluation.get("image-kfold", {})
-        fer = evaluation.get("fer2013-publictest")
+        subject, image = card.result("subject-kfold"), card.result("image-kfold")
+        fer = card.result("fer2013-publictest")
         predictions = model_predictions(name, "subject-kfold")
-        head = registry.headline(card, predictions)
+        head = headline(card, predictions)
         served = head["CK+ emotion frames, 8-way"]
         rows.append({
             "model": name,  # headline numbers first (the subject/image contrast side by side), details after
@@ -59,15 +62,15 @@ def metrics_table() -> pd.DataFrame:
             "emotion frames, 8-way": "—" if served is None else f"{served:.1%}",
             "macro-F1 (8), by image": mean_std(image.get("classes_8"), "macro_f1"),
             "CK+ 7 emotions, by image": mean_std(image.get("emotions_7")),
-            "parameters": f"{card['parameters']:,}" if card.get("parameters") else "—",
+            "parameters": f"{card.parameters:,}" if card.parameters else "—",
             "size MB": "—" if head["size MB"] is None else f"{head['size MB']:.1f}",
             "latency ms/face": "—" if head["latency ms/face"] is None else f"{head['latency ms/face']:.1f}",
         })
-        reported = card.get("study_reported")
+        reported = card.study_reported
         if reported:
             rows.append({"model": f"{name} — 2019 study", "CK+ 8 classes, by image": f"{reported['accuracy']:.0%} "
                          "(image-level split, as reported)"})
-    floor = registry.majority_guess(cards.values())
+    floor = majority_guess(cards.values())
     percent = lambda key: f"{floor[key]:.1%}" if key in floor else ""  # noqa: E731
     rows.append({"model": "always the most frequent class", "CK+ 8 classes, by subject": percent("CK+ 8 classes"),
                  "CK+ 7 emotions, by subject": percent("CK+ 7 emotions"),
@@ -89,14 +92,14 @@ st.caption("By subject: 10-fold cross-validation where nobody appears in both tr
            "8 classes, surprise on its emotions, happiness on FER2013). Latency: per face as served (mirror image "
            "included), measured on the machine and day each card names.")
 
-benchmarked = {name: card for name, card in cards.items() if card.get("cross_dataset")}
+benchmarked = {name: card for name, card in cards.items() if card.benchmark_sets()}
 if benchmarked:
     st.subheader("People it never saw")
     metric = st.radio("Number", ["accuracy", "macro_f1", "face_rate"], horizontal=True, key="cross-metric",
                       format_func={"accuracy": "Accuracy", "macro_f1": "Macro-F1", "face_rate": "Faces found"}.get)
-    titles = {cross_dataset.CKPLUS_COLUMN: "CK+ by subject (8 classes)",
+    titles = {CKPLUS_COLUMN: "CK+ by subject (8 classes)",
               **{s.name: s.title for s in cross_dataset.SETS}}
-    table = cross_dataset.benchmark_table(benchmarked, metric).rename(columns=titles)
+    table = benchmark_table(benchmarked, metric).rename(columns=titles)
     st.dataframe(table.map(lambda v: "—" if pd.isna(v) else f"{v:.1%}").rename_axis("model").reset_index(),
                  hide_index=True, column_config={"model": st.column_config.TextColumn(pinned=True)})
     st.caption("Public sets no shipped model trained on, each scored with the argmax over its own classes "
@@ -109,14 +112,14 @@ if benchmarked:
                "set when the set is left out of it). CK+ by subject comes from the cross-validation above. Last row: "
                "always answering the set's most frequent class.")
     measured = [s.name for s in cross_dataset.SETS
-                if any(s.name in card["cross_dataset"] for card in benchmarked.values())]
+                if any(s.name in card.cross_dataset for card in benchmarked.values())]
     chosen = st.selectbox("How often each class is predicted, against its true share, on", measured,
                           format_func=titles.get, key="cross-set")
     shares = [{"model": name, "class": c, "share": share} for name, card in benchmarked.items()
-              if chosen in card["cross_dataset"]
-              for c, share in card["cross_dataset"][chosen]["predicted_share"].items()]
-    truth = next(card["cross_dataset"][chosen]["true_share"] for card in benchmarked.values()
-                 if chosen in card["cross_dataset"])
+              if chosen in card.cross_dataset
+              for c, share in card.cross_dataset[chosen]["predicted_share"].items()]
+    truth = next(card.cross_dataset[chosen]["true_share"] for card in benchmarked.values()
+                 if chosen in card.cross_dataset)
     shares += [{"model": "true share", "class": c, "share": share} for c, share in truth.items()]
     st.plotly_chart(px.bar(pd.DataFrame(shares), x="class", y="share", color="model", barmode="group", range_y=[0, 1],
                            height=340), width="stretch", key="cross-shares")
@@ -124,21 +127,20 @@ if benchmarked:
 SPLITS = {"subject-kfold": "by subject (new people)", "image-kfold": "by image (the study's split)"}
 split_rows = []
 for name, card in cards.items():
-    for protocol, result in card.get("evaluation", {}).items():
+    for protocol, result in card.evaluation.items():
         if "classes_8" in result:
             split_rows.append({"model": name, "protocol": SPLITS.get(protocol, protocol),
                                "accuracy": result["classes_8"]["accuracy"]["mean"],
                                "std": result["classes_8"]["accuracy"]["std"]})
-    if card.get("study_reported"):
+    if card.study_reported:
         split_rows.append({"model": name, "protocol": "study, as reported",
-                           "accuracy": card["study_reported"]["accuracy"], "std": 0})
+                           "accuracy": card.study_reported["accuracy"], "std": 0})
 if split_rows:
     st.subheader("Subject split against image split")
     st.plotly_chart(px.bar(pd.DataFrame(split_rows), x="model", y="accuracy", color="protocol", barmode="group",
                            error_y="std", range_y=[0, 1], height=360), width="stretch", key="split-chart")
 
-evaluated = {name: card["evaluation"]["subject-kfold"] for name, card in cards.items()
-             if "subject-kfold" in card.get("evaluation", {})}
+evaluated = {name: card.result("subject-kfold") for name, card in cards.items() if card.result("subject-kfold")}
 if evaluated:
     st.subheader("Confusion matrices (subject-grouped cross-validation, 8 classes)")
     st.caption("Rows: true class, columns: predicted; counts of test frames, coloured by share of the row.")
@@ -176,8 +178,8 @@ if evaluated:
     for name in evaluated:
         predictions = model_predictions(name, "subject-kfold")
         if predictions is not None:
-            served = evaluate.with_temperature(predictions, cards[name].get("temperature", 1.0))
-            reliability_rows.append(evaluate.reliability(served).assign(model=name))
+            served = with_temperature(predictions, cards[name].temperature)
+            reliability_rows.append(metrics.reliability(served).assign(model=name))
     if reliability_rows:
         figure = px.line(pd.concat(reliability_rows), x="confidence", y="accuracy", color="model", markers=True,
                          hover_data=["images"], range_x=[0, 1], range_y=[0, 1], height=360)
@@ -191,7 +193,7 @@ if evaluated:
                    "model lies on the dotted diagonal: when it says 80 %, it is right 80 % of the "
                    "time. Calibration error (ECE: the mean gap between confidence and accuracy): " + ", ".join(
                        f"{n} {c['ece_before']:.3f} → {c['ece_after']:.3f} with its temperature"
-                       if (c := cards[n].get("calibration"))
+                       if (c := cards[n].calibration)
                        else f"{n} {r['ece']:.3f}" for n, r in evaluated.items()))
 
 histories = {name: model_history(name) for name in cards}
@@ -239,13 +241,14 @@ elif (upload or folder) and st.button("Evaluate every model", type="primary"):
                     yield item
                     bar.progress(done / total, text=f"{done} of {total} photos")
 
-            st.session_state["own-results"] = inputs, evaluate.evaluate_labelled(manifest, available, progress,
+            st.session_state["own-results"] = inputs, classify_labelled_photos(manifest, available, progress,
                                                                                  whole_image)
     except data.DatasetError as error:
         st.error(str(error))
 answered, results = st.session_state.get("own-results", (None, None))
 if results is not None and answered == inputs:
-    summary, matrices = evaluate.score_labelled(results, config.MODELS_DIR)
+    trained_on = registry.training_images_of(results.get("model", pd.Series()).dropna().unique(), config.MODELS_DIR)
+    summary, matrices = metrics.score_labelled(results, trained_on)
     st.dataframe(summary, hide_index=True, column_config=labelled_score_columns())
     warn_seen_in_training(summary)
     if not whole_image and (summary["faces_found"] < summary["photos"]).any():

@@ -22,15 +22,44 @@ def open_app(monkeypatch, data_dir: Path) -> AppTest:
 
 
 def test_home_links_every_page(monkeypatch, tmp_path):
-    from pages.common import PAGES
+    from ui.navigation import PAGES
 
     app = open_app(monkeypatch, tmp_path)
     assert "emorec" in app.title[0].value
     text = " ".join(m.value for m in app.markdown)
     assert "subject" in text
-    links = [link.proto.label for link in app.get("page_link")]
+    links = [link.proto.label for link in app.main.get("page_link")]
     assert links == [f"**{page.title}** — {page.summary}" for page in PAGES if not page.default]
-    assert all(link.proto.page_script_hash for link in app.get("page_link"))  # each resolves to a page of the app
+    assert all(link.proto.page_script_hash for link in app.main.get("page_link"))  # each resolves to a page of the app
+
+
+def sidebar_menu(app: AppTest) -> list[tuple[str, str]]:
+    return [(link.proto.label, link.proto.icon) for link in app.sidebar.get("page_link")]
+
+
+def test_every_page_has_the_menu(monkeypatch, tmp_path):
+    """Home and a page switched to show the same sidebar menu (ui.navigation.page_setup), every link
+    resolving to a page of the app (Streamlit's pages/ convention: app.py and pages/)."""
+    from ui.navigation import PAGES
+
+    menu = [(page.title, page.icon) for page in PAGES]
+    app = open_app(monkeypatch, tmp_path)
+    assert sidebar_menu(app) == menu
+    assert len({link.proto.page_script_hash for link in app.sidebar.get("page_link")} - {""}) == len(PAGES)
+    app.switch_page("pages/4_tuning.py").run()
+    assert not app.exception and sidebar_menu(app) == menu
+
+
+def test_page_setup_knows_every_page_file():
+    """Every file in pages/ is a page in Streamlit's pages/ convention: each has its entry in PAGES
+    (page_setup looks it up), and nothing else lives there."""
+    from ui.navigation import PAGES, page_info
+
+    files = ["app.py", *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "pages").glob("*.py"))]
+    assert files == [page.path for page in PAGES]
+    assert all(page_info(ROOT / page.path) == page for page in PAGES)
+    with pytest.raises(ValueError, match="not a page"):
+        page_info(ROOT / "ui" / "widgets.py")
 
 
 def test_dataset_page_shows_counts(monkeypatch, class_folder_dataset):
@@ -176,12 +205,11 @@ def test_compare_page_reads_the_shipped_cards(monkeypatch, tmp_path):
     app.switch_page("pages/5_compare.py").run()
     assert not app.exception
     table = app.dataframe[0].value
-    shipped = [name for name in registry.model_names()
-               if "subject-kfold" in registry.read_card(name).get("evaluation", {})]
+    shipped = [name for name in registry.model_names() if registry.read_card(name).result("subject-kfold")]
     assert shipped, "no shipped model card holds a subject-grouped evaluation"
     for name in shipped:
         card = registry.read_card(name)
-        accuracy = card["evaluation"]["subject-kfold"]["classes_8"]["accuracy"]
+        accuracy = card.result("subject-kfold")["classes_8"]["accuracy"]
         row = table[table["model"] == name].iloc[0]
         assert row["CK+ 8 classes, by subject"] == f"{accuracy['mean']:.1%} ± {accuracy['std']:.1%}"
     reported = table[table["model"].str.endswith("2019 study")]
@@ -190,10 +218,10 @@ def test_compare_page_reads_the_shipped_cards(monkeypatch, tmp_path):
     # People it never saw: every benchmarked model's cross-dataset numbers, and the floor.
     assert "People it never saw" in [h.value for h in app.subheader]
     cross = app.dataframe[1].value.set_index("model")
-    benchmarked = [name for name in registry.model_names() if registry.read_card(name).get("cross_dataset")]
+    benchmarked = [name for name in registry.model_names() if registry.read_card(name).benchmark_sets()]
     assert benchmarked and set(benchmarked) < set(cross.index) and "always the most frequent class" in cross.index
     for name in benchmarked:
-        london = registry.read_card(name)["cross_dataset"]["london-detect"]["accuracy"]
+        london = registry.read_card(name).cross_dataset["london-detect"]["accuracy"]
         assert cross.loc[name, "London set (face found by MTCNN)"] == f"{london:.1%}"
     app.radio(key="cross-metric").set_value("face_rate").run()
     assert not app.exception and app.dataframe[1].value.set_index("model").loc[benchmarked[0]].str.endswith("%").all()
@@ -209,7 +237,7 @@ def test_compare_page_plots_the_weight_mixing_scan(monkeypatch, tmp_path):
     shutil.copytree(ROOT / "models" / "emorec", models / "emorec", ignore=shutil.ignore_patterns("*.keras", "pretrain"))
     scan = [{"share": s, "ckplus_8": 0.9, "ckplus_7": 0.85 + s / 10, "fer2013_heldout": 0.66 - s / 10, "score": 0.8}
             for s in (0.0, 0.25, 0.5, 0.75, 1.0)]
-    evaluation = registry.read_card("emorec", models)["evaluation"]
+    evaluation = registry.read_card("emorec", models).evaluation
     evaluation["subject-kfold"]["weight_mixing"] = {"share": 0.5, "criterion": "best mean", "scan": scan,
                                                     "fer2013_heldout_faces": 2871}
     registry.update_card("emorec", {"evaluation": evaluation}, models)

@@ -236,7 +236,7 @@ def test_classify_page_with_a_damaged_copy_of_the_shipped_models(page, shipped_c
 def no_usable_app(tmp_path_factory, tiny_model):
     """The app on a models folder where every model is damaged (their cards mostly readable)."""
     models = damaged_models(tmp_path_factory.mktemp("broken") / "models", tiny_model, keep_good=False)
-    yield from shared_page(tmp_path_factory, models, "pages/0_home.py")
+    yield from shared_page(tmp_path_factory, models, "app.py")
 
 
 @pytest.mark.parametrize("page_file", ["pages/2_classify.py", "pages/3_live.py"])
@@ -711,10 +711,8 @@ def test_cli_prepare_cache_that_is_a_file(capsys, tmp_path):
 
 
 def test_cli_train_on_an_empty_folder(capsys, monkeypatch, tmp_path):
-    from emorec import train
-
     # Safety: were the folder ever accepted, nothing may be written into the real models/.
-    monkeypatch.setattr(train.train_final, "__defaults__", (None, tmp_path / "models", iter))
+    monkeypatch.setattr("emorec.cli.MODELS_DIR", tmp_path / "models")
     (tmp_path / "empty").mkdir()
     code, _, err = run_main(capsys, "train", "--variant", "baseline", "--data", tmp_path / "empty")
     assert code == 2 and "holds no dataset" in err
@@ -750,11 +748,8 @@ def test_cli_bench_on_photos_without_faces(capsys, monkeypatch, tmp_path):
 @pytest.fixture
 def cli_on(monkeypatch, capsys, tmp_path):
     """``run(*argv)`` -> (status, stdout, stderr) of the CLI with its models folder set to ``models``."""
-    from emorec.predict import EmotionRecognizer
-
     def run(models: Path, *argv: str):
-        for function in (registry.model_names, registry.read_card, EmotionRecognizer.load.__func__):
-            monkeypatch.setattr(function, "__defaults__", (models,))
+        monkeypatch.setattr("emorec.cli.MODELS_DIR", models)  # as EMOREC_MODELS would
         monkeypatch.setattr(emorec.config, "CACHE_DIR", tmp_path / "cache")
         return run_main(capsys, *argv)
 
@@ -1010,7 +1005,7 @@ def test_model_files_that_are_not_utf8_read_as_absent(tmp_path, name, content):
 
 
 def test_an_unknown_optimizer_fails_before_any_face_is_prepared(tmp_path):
-    from emorec.train import train_configuration
+    from emorec.workflows import train_configuration
 
     with pytest.raises(ValueError, match="Unknown optimizer 'lion': emorec trains with adam, .*adamax"):
         train_configuration({"optimizer": "lion"}, tmp_path / "no-data", "t", False, "", tmp_path)

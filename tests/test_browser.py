@@ -1,7 +1,10 @@
 """The running app in headless Chromium: every page renders with no error in the page or the
-server log; the Dataset table, a Classify upload and the Tuning filter work for real."""
+server log, with our menu, also when opened first on a fresh server; the Dataset table, a Classify
+upload and the Tuning filter work for real."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from PIL import Image
@@ -43,6 +46,12 @@ def wait_rendered(page) -> None:
 
 PAGES = {"": "workbench", "dataset": "Dataset", "classify": "Classify photos", "live": "Live webcam",
          "tuning": "Tuning explorer", "compare": "Compare models"}
+MENU = ["Home", "Dataset", "Classify", "Live", "Tuning", "Compare"]  # ui.navigation.PAGES' titles
+
+
+def sidebar_menu(page) -> list[str]:
+    """The text of every link in the sidebar, icons left out: ours, and any Streamlit would list."""
+    return [re.sub(r"^\W+", "", text).strip() for text in page.locator("[data-testid='stSidebar'] a").all_inner_texts()]
 
 
 @pytest.mark.parametrize("path", list(PAGES))
@@ -51,6 +60,26 @@ def test_every_page_renders_without_exception(app_url, page, path):
     page.get_by_text(PAGES[path]).first.wait_for(timeout=90_000)
     wait_rendered(page)
     assert page.locator("[data-testid='stException']").count() == 0
+    assert sidebar_menu(page) == MENU
+
+
+def test_a_page_opened_first_on_a_fresh_server(tmp_path):
+    """The first request to a new server is /classify: in Streamlit's pages/ convention the page runs
+    by itself (app.py does not run first), so it sets itself up: our menu and no list of the files
+    (app, common, …), the page's title, the wide layout, the page itself."""
+    chromium_path()
+    log = tmp_path / "server.log"
+    with running_app(tmp_path, log) as app, browser_page() as page:
+        page.goto(f"{app.url}/classify")
+        page.get_by_text("Classify photos").first.wait_for(timeout=90_000)
+        page.get_by_text("Main model").first.wait_for(timeout=120_000)  # the page ran to its models
+        wait_rendered(page)
+        assert sidebar_menu(page) == MENU
+        assert page.url == f"{app.url}/classify" and page.title() == "Classify · emorec"
+        assert page.locator("[data-testid='stMainBlockContainer']").bounding_box()["width"] > 900  # wide, not 736
+        assert page.locator("[data-testid='stException']").count() == 0
+        assert not page.errors, page.errors
+    assert not server_errors(log), server_errors(log)
 
 
 def test_dataset_table(app_url, page):
