@@ -89,17 +89,17 @@ for _, row in summary.repeated.iterrows():
     st.warning(f"{int(row['runs']):,} runs ({row['share']:.0%}) ended at exactly {metric} = {row[metric]:.4f}: "
                "different configurations with one identical score usually mean a model that predicts the same class "
                "for every image.")
-shown, outliers = tune_results.without_outliers(results.frame[metric])
-histogram = px.histogram(shown, x=metric, nbins=50, height=260)
+in_range, outliers = tune_results.without_outliers(results.frame[metric])
+histogram = px.histogram(in_range, x=metric, nbins=50, height=260)
 if metric.endswith("accuracy"):
     histogram.add_vline(x=CHANCE, line_dash="dot", annotation_position="top left",
                         annotation_text=f"chance (balanced, {len(LABELS)} classes)" if balanced
                                         else f"uniform guess ({uniform})")
 st.plotly_chart(histogram, width="stretch", key="histogram")
 if outliers:
-    st.caption(f"{outliers} run(s) with {metric} above {shown.max():.3g} (diverged runs, up to "
-               f"{results.frame[metric].max():,.0f}) are left out of the histogram, which they would squash into "
-               "one bar.")
+    st.caption(f"{outliers} run(s) with {metric} above {in_range.max():.3g} (diverged runs, up to "
+               f"{results.frame[metric].max():,.0f}) are left out of the histogram and the charts below, which they "
+               "would squash into one bar or line; the tables keep them.")
 
 filtered = filter_rows(results, metric)
 st.caption(f"{len(filtered):,} of {len(results.frame):,} configurations after filtering.")
@@ -107,6 +107,7 @@ if filtered.empty:
     st.warning("No configuration passes the filters.")
     st.stop()
 
+plotted = filtered[filtered[metric] <= in_range.max()] if outliers else filtered  # the charts' rows
 importance = tune_results.parameter_importance(
     tune_results.TalosResults(filtered, results.metrics, results.params, results.dialect, results.name), metric)
 varying = [p for p in results.params if filtered[p].nunique() > 1]
@@ -122,7 +123,7 @@ st.caption("The metric in use first, then the parameters that matter most (below
 st.subheader("Parameters against the metric")
 shown = st.multiselect("Axes (most important first)", results.params, default=ranked_params[:5])
 if shown:
-    st.plotly_chart(plots.parallel_coordinates(filtered, shown, metric), width="stretch", key="parcoords")
+    st.plotly_chart(plots.parallel_coordinates(plotted, shown, metric), width="stretch", key="parcoords")
 
 left, right = st.columns(2)
 with left:
@@ -139,13 +140,13 @@ with right:
     time_column = next((c for c in ("duration", "execution_time", "round_epochs") if c in filtered), None)
     if time_column:
         st.markdown(f"**{time_column} against {metric}**")
-        st.plotly_chart(px.scatter(filtered, x=time_column, y=metric, height=380, opacity=0.6), width="stretch",
+        st.plotly_chart(px.scatter(plotted, x=time_column, y=metric, height=380, opacity=0.6), width="stretch",
                         key="time")
 
 if results.params:
     param = st.selectbox("Effect of one parameter", results.params,
                          index=results.params.index(importance["parameter"].iloc[0]) if not importance.empty else 0)
-    st.plotly_chart(plots.effect_plot(filtered, param, metric), width="stretch", key="effect")
+    st.plotly_chart(plots.effect_plot(plotted, param, metric), width="stretch", key="effect")
 
 st.subheader("All configurations")
 st.dataframe(filtered, hide_index=True)
@@ -160,6 +161,10 @@ if other is not None and shared:
     if compared != metric:
         st.caption(f"{other.name} has no {metric}: the scans are compared on {compared}.")
     both = pd.concat([results.frame.assign(scan=results.name), other.frame.assign(scan=other.name)], ignore_index=True)
+    kept, diverged = tune_results.without_outliers(both[compared])
+    if diverged:
+        both = both[both[compared] <= kept.max()]
+        st.caption(f"{diverged} diverged run(s) ({compared} above {kept.max():.3g}) are left out of the histogram.")
     st.plotly_chart(px.histogram(both, x=compared, color="scan", barmode="overlay", histnorm="percent", nbins=40,
                                  height=320),
                     width="stretch", key="compare-hist")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from skimage import data as skdata
@@ -148,6 +150,21 @@ def test_tuning_page_rejects_a_broken_upload(monkeypatch, tmp_path):
     assert not any("Choose a scan" in i.value for i in app.info)  # the error says it all
 
 
+def plotted_numbers(chart) -> list[float]:
+    """Every number a Plotly chart of a page plots (AppTest holds its JSON; Plotly packs arrays in base64)."""
+    def values(packed):
+        if isinstance(packed, dict):
+            return np.frombuffer(base64.b64decode(packed["bdata"]), dtype=packed["dtype"]).tolist()
+        return [v for v in packed if isinstance(v, (int, float))] if isinstance(packed, list) else []
+
+    numbers = []
+    for trace in json.loads(chart.proto.spec)["data"]:
+        for key in ("x", "y"):
+            numbers += values(trace.get(key, []))
+        numbers += values(trace.get("line", {}).get("color", []))
+    return numbers
+
+
 def test_tuning_page_metric_box_shows_the_metric_in_use(monkeypatch, tmp_path):
     """The metric chosen for one scan stays with it: after switching to an uploaded table the box and
     the numbers agree (the box read val_accuracy while every number was for val_loss)."""
@@ -163,6 +180,8 @@ def test_tuning_page_metric_box_shows_the_metric_in_use(monkeypatch, tmp_path):
     box.set_value("val_loss").run()
     assert app.metric[1].label == "Best val_loss"
     assert any("left out of the histogram" in c.value for c in app.caption)  # diverged runs up to 390,985
+    for chart in app.get("plotly_chart"):  # no chart squashed by them either: every plotted loss is ordinary
+        assert max(plotted_numbers(chart), default=0) < 1000, json.loads(chart.proto.spec)["data"][0]["type"]
 
     lines = study.decode().splitlines()
     truncated = "\n".join(lines[:-1] + [lines[-1][: len(lines[-1]) // 3]]).encode()
