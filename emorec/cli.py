@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
@@ -21,6 +22,7 @@ from emorec.config import (CACHE_DIR, DEFAULT_MODEL, FER_SLICE, FINETUNE_EPOCHS,
                            WILD_EPOCHS, FaceDefaults, default_data_dir)
 from emorec.crops import detect_dataset, detection_report
 from emorec.data import DatasetError, class_counts, image_sizes, load_dataset
+from emorec.distributed import runner
 from emorec.faces import FaceDetector
 from emorec.images import ImageError, load_image
 from emorec.predict import EmotionRecognizer
@@ -131,7 +133,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     reject_emorec_options(args)
     if args.protocol in ("cross-dataset", "fer2013-publictest"):
         given = [option for option, value in (("--folds", args.folds), ("--epochs", args.epochs), ("--ck48", args.ck48),
-                                              ("--fer", args.fer), ("--transfer", args.transfer)) if value is not None]
+                                              ("--fer", args.fer), ("--transfer", args.transfer),
+                                              ("--address", args.address)) if value is not None]
         if given:
             raise UsageError(f"{', '.join(given)} apply to cross-validation, not to --protocol {args.protocol} "
                              "(it measures the shipped model as it is)")
@@ -147,10 +150,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.protocol != "subject-kfold":
             raise UsageError("emorec is cross-validated by subject only (--protocol subject-kfold)")
         summary = workflows.cross_validate_emorec(recipe_of(args), command_line(), MODELS_DIR, args.folds, progress,
-                                                  progress_bar("weight-mixing scan", "fold"))
+                                                  progress_bar("weight-mixing scan", "fold"),
+                                                  runner(args.engine, args.address))
     else:
         summary = workflows.evaluate_variant(args.variant, args.data, args.protocol, command_line(), args.folds,
-                                             MODELS_DIR, progress, args.epochs)
+                                             MODELS_DIR, progress, args.epochs, runner(args.engine, args.address))
     if "weight_mixing" in summary:
         print(pd.DataFrame(summary["weight_mixing"]["scan"]).to_string(index=False))
         print(f"chosen: {summary['weight_mixing']['share']:g} x fine-tuned weights")
@@ -281,7 +285,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from emorec.tune_scan import run_scan  # deferred: loads TensorFlow and Talos
+    from emorec.tune_scan import run_scan, run_sharded_scan  # deferred: loads TensorFlow and Talos
 
     try:
         shard = tuple(int(v) for v in args.shard.split("/")) if args.shard else None
@@ -297,9 +301,17 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.out.is_dir() or args.out.suffix.lower() != ".csv":
         print(f"error: --out must name a .csv file, not {args.out}", file=sys.stderr)
         return 2
+    if shard and args.shards:
+        raise UsageError("--shard runs one shard by hand; --shards splits the whole scan: give one of them")
     load_space(args.space)  # a bad space file fails now, not after loading the data
     started = time.time()
-    status, rows = run_scan(args.data, args.out, args.variant, args.space, args.rounds, shard)
+    if shard:
+        status, rows = run_scan(args.data, args.out, args.variant, args.space, args.rounds, shard)
+    else:
+        shards = args.shards or os.cpu_count() or 1
+        rows = run_sharded_scan(args.data, args.out, args.variant, args.space, args.rounds, shards,
+                                runner(args.engine, args.address), progress_bar("scan shards", "shard"))
+        status = f"of {shards} shards complete"
     print(f"scan {status}: {rows} configurations in {args.out} ({(time.time() - started) / 60:.1f} min this run)")
     return 0
 
@@ -402,7 +414,13 @@ def build_parser() -> argparse.ArgumentParser:
     extra.add_argument("--probe-epochs", type=non_negative_int, default=PROBE_EPOCHS,
                        help="emorec: epochs training the classifier alone before fine-tuning "
                             "(LP-FT; default: %(default)s)")
-    evaluate = commands.add_parser("evaluate", parents=[extra],
+    engine = argparse.ArgumentParser(add_help=False)  # how independent jobs (folds, shards) run
+    engine.add_argument("--engine", choices=["ray", "local"], default="ray",
+                        help="ray: folds or shards as Ray tasks, on a local Ray cluster sized to this machine or on "
+                             "--address; local: one after the other in this process (default: %(default)s)")
+    engine.add_argument("--address", default=None,
+                        help="a Ray cluster to run on, e.g. ray://head:10001 (default: $RAY_ADDRESS, else local)")
+    evaluate = commands.add_parser("evaluate", parents=[extra, engine],
                                    help="evaluate a model variant and record it in its card")
     evaluate.add_argument("--variant", required=True, choices=variants)
     evaluate.add_argument("--data", required=True, type=Path,
@@ -430,7 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
                             f"(emorec: {FINETUNE_EPOCHS} fine-tuning epochs)")
     train.set_defaults(run=cmd_train)
 
-    tune = commands.add_parser("tune", help="a Talos scan of the study's network family, validated by subject")
+    tune = commands.add_parser("tune", parents=[engine],
+                               help="a Talos scan of the study's network family, validated by subject")
     tune.add_argument("--space", type=Path, default=SEARCH_SPACE, help="search-space TOML (default: the study's)")
     tune.add_argument("--variant", choices=["full", "mtcnn"], default="mtcnn", help="whole frames or MTCNN crops")
     tune.add_argument("--data", required=True, type=Path, help="dataset folder (CK+)")
@@ -438,8 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--out", type=Path, default=None,
                       help=f"results table (default: models/tuning/{SHIPPED_SCAN}.csv, "
                            f"or shards/{SHIPPED_SCAN}-IofN.csv)")
+    tune.add_argument("--shards", type=positive_int, default=None,
+                      help="split the scan in this many jobs (default: one per CPU of this machine)")
     tune.add_argument("--shard", default=None, metavar="I/N",
-                      help="run only shard I of N of the space (for several machines)")
+                      help="run only shard I of N here, without Ray (for several machines by hand; tune-merge)")
     tune.set_defaults(run=cmd_tune)
 
     merge = commands.add_parser("tune-merge", help="merge the results tables of a scan's shards")

@@ -23,6 +23,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from emorec.config import FOLDS, PROTOCOLS, SEED
 from emorec.crops import cached_model_inputs, detect_dataset
 from emorec.data import assert_subject_independent, groups_of, label_indices, subject_kfold
+from emorec.distributed import run_here
 from emorec.faces import shared_detector
 from emorec.files import atomic_target, atomic_write_text, fingerprint
 from emorec.metrics import predictions_frame
@@ -242,28 +243,48 @@ def folds(manifest: pd.DataFrame, protocol: str, n_splits: int | None = None,
 # A trainer takes (train images, train label indices, train groups, run folder) and returns a
 # function from images to class probabilities.
 Trainer = Callable[[np.ndarray, np.ndarray, np.ndarray, Path], Callable[[np.ndarray], np.ndarray]]
+# A runner runs (function, arguments) jobs and yields (job index, result) as each finishes (emorec.distributed).
+Runner = Callable[[list, Callable[[Iterable], Iterable]], Iterable[tuple[int, object]]]
+
+
+def train_fold(trainer: Trainer, x_train: np.ndarray, y_train: np.ndarray, groups: np.ndarray, fold_dir: Path,
+               x_test: np.ndarray) -> tuple[np.ndarray, dict[str, bytes]]:
+    """One fold, wherever it runs: the test probabilities and the files training left in ``fold_dir``
+    (history, weights), so the machine that asked keeps them even when another machine trained."""
+    probabilities = trainer(x_train, y_train, groups, fold_dir)(x_test)
+    return probabilities, {path.name: path.read_bytes() for path in fold_dir.glob("*") if path.is_file()}
 
 
 def cross_validate(x: np.ndarray, manifest: pd.DataFrame, trainer: Trainer, protocol: str, run_dir: Path,
                    n_splits: int | None = None, progress: Callable[[Iterable], Iterable] = iter,
-                   settings: tuple = ()) -> pd.DataFrame:
+                   settings: tuple = (), runner: Runner = run_here) -> pd.DataFrame:
     """Train and test once per fold; returns one row per test image: its fold, true label and
     the predicted probability of every class. Folds finished before an interruption (their test
-    predictions saved in ``run_dir`` with the same inputs and ``settings``) are not trained again."""
+    predictions saved in ``run_dir`` with the same inputs and ``settings``) are not trained again;
+    the others run as ``runner``'s jobs (in turn here, or as Ray tasks: ``emorec.distributed``)."""
     y = label_indices(manifest["label"])
     groups = groups_of(manifest).to_numpy()
     recipe = fingerprint(x, *settings)
-    rows = []
-    for fold, (train, test) in progress(list(enumerate(folds(manifest, protocol, n_splits)))):
+    splits = list(enumerate(folds(manifest, protocol, n_splits)))
+    probabilities, jobs, todo = {}, [], []
+    for fold, (train, test) in splits:
         fold_dir = run_dir / f"{protocol}-fold{fold:02d}"
         done = fold_dir / "test_probabilities.npz"
         test_paths = manifest["path"].iloc[test].to_numpy().astype(str)
         saved = np.load(done) if done.exists() else None
         if saved is not None and np.array_equal(saved["paths"], test_paths) and saved.get("recipe") == recipe:
-            probabilities = saved["probabilities"]  # this fold finished before an interruption
+            probabilities[fold] = saved["probabilities"]  # this fold finished before an interruption
         else:
-            probabilities = trainer(x[train], y[train], groups[train], fold_dir)(x[test])
-            with atomic_target(done) as tmp:
-                np.savez(tmp, paths=test_paths, probabilities=probabilities, recipe=recipe)
-        rows.append(predictions_frame(probabilities, manifest.iloc[test], fold))
-    return pd.concat(rows, ignore_index=True)
+            jobs.append((train_fold, (trainer, x[train], y[train], groups[train], fold_dir, x[test])))
+            todo.append((fold, done, test_paths))
+    for index, (fold_probabilities, files) in runner(jobs, progress):
+        fold, done, test_paths = todo[index]
+        for name, content in files.items():
+            if name != done.name:
+                with atomic_target(done.parent / name) as tmp:
+                    tmp.write_bytes(content)
+        with atomic_target(done) as tmp:
+            np.savez(tmp, paths=test_paths, probabilities=fold_probabilities, recipe=recipe)
+        probabilities[fold] = fold_probabilities
+    return pd.concat([predictions_frame(probabilities[fold], manifest.iloc[test], fold) for fold, (_, test) in splits],
+                     ignore_index=True)

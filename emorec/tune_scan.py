@@ -1,11 +1,13 @@
-"""Talos scans of the study's network family on CK+, validated on held-out subjects: one machine, or
-one shard of a scan split over several (``tune-merge`` joins their tables, ``tune_results`` reads them)."""
+"""Talos scans of the study's network family on CK+, validated on held-out subjects: in one piece, as
+shards run by a runner (in turn, or as Ray tasks on a cluster: ``emorec.distributed``), or one shard
+per machine by hand (``tune-merge`` joins their tables; ``tune_results`` reads them)."""
 
 from __future__ import annotations
 
 import os
 import random
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +23,8 @@ from talos.parameters.ParamSpace import ParamSpace
 from emorec.config import CACHE_DIR, LABELS, SEARCH_SPACE, SEED
 from emorec.data import groups_of, label_indices, load_dataset
 from emorec.files import atomic_write_text
-from emorec.tune_results import SearchSpaceError, load_space
+from emorec.distributed import Progress, run_here
+from emorec.tune_results import SearchSpaceError, load_space, merge_scans
 from emorec.models import tuned_cnn
 from emorec.train import augmentation, class_weights, inner_validation_split, make_optimizer, variant_inputs
 
@@ -123,6 +126,44 @@ def run_scan(data_dir: Path, out: Path, variant: str = "mtcnn", space: Path = SE
     return scan.status, len(scan.data)
 
 
+
+
+def scan_shard(data_dir: Path, name: str, variant: str, space: Path, rounds: int | None,
+               shard: tuple[int, int]) -> str:
+    """One shard of the scan ``name``, wherever it runs: its results table as CSV text (resumable on
+    the machine that ran it, from ``CACHE_DIR/scans``)."""
+    with tempfile.TemporaryDirectory() as folder:
+        table = Path(folder) / "shard.csv"
+        run_scan(data_dir, table, variant, space, rounds, shard,
+                 CACHE_DIR / "scans" / f"{name}-shard{shard[0]}of{shard[1]}")
+        return table.read_text()
+
+
+def shard_tables(out: Path, shards: int) -> list[Path]:
+    """Where the shards of the scan written to ``out`` keep their tables."""
+    return [out.parent / "shards" / f"{out.stem}-{index}of{shards}.csv" for index in range(shards)]
+
+
+def run_sharded_scan(data_dir: Path, out: Path, variant: str = "mtcnn", space: Path = SEARCH_SPACE,
+                     rounds: int | None = None, shards: int = 2, runner=run_here, progress: Progress = iter) -> int:
+    """``run_scan`` split in ``shards`` jobs for ``runner``. Each finished shard's table is kept beside
+    ``out`` (``shards/``) and never run again; ``out`` is rewritten with every shard finished so far,
+    so the Tuning page shows a running scan's partial results. Returns the number of configurations."""
+    load_space(space)  # a bad space file fails here, not in every shard
+    tables = shard_tables(out, shards)
+    todo = [table for table in tables if not table.exists()]
+    jobs = [(scan_shard, (data_dir, out.stem, variant, space, rounds, (tables.index(table), shards)))
+            for table in todo]
+
+    def merged() -> int:
+        finished = [table for table in tables if table.exists()]
+        return merge_scans(finished, out) if finished else 0
+
+    merged()
+    for index, text in runner(jobs, progress):
+        atomic_write_text(todo[index], text)
+        merged()
+    return merged()
 
 
 @contextmanager

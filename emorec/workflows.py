@@ -23,12 +23,13 @@ from emorec.config import CACHE_DIR, FOLDS, LABELS, MODELS_DIR, NOT_SURE_BELOW
 from emorec.crops import cached_model_inputs
 from emorec.cross_dataset import SETS, benchmark
 from emorec.data import DatasetError, dataset_summary, groups_of, image_digests, label_indices, load_dataset
+from emorec.distributed import run_here
 from emorec.files import atomic_write_text, fingerprint
 from emorec.metrics import predictions_frame, scores, summarize
 from emorec.models import VARIANTS, tuned_cnn
 from emorec.predict import EmotionRecognizer, served_latency
 from emorec.study import study_trainer, train_study_variant, training_code
-from emorec.train import (augmentation, best_epoch, class_weights, compile_model, cross_validate, fit, folds,
+from emorec.train import (Runner, augmentation, best_epoch, class_weights, compile_model, cross_validate, fit, folds,
                           inner_validation_split, make_dataset, make_optimizer, predict_probabilities, save_model,
                           set_seed, variant_inputs)
 
@@ -57,15 +58,18 @@ def record_latency(name: str, models_dir: Path = MODELS_DIR) -> dict:
 
 
 def evaluate_variant(name: str, data_dir: Path, protocol: str, command: str, n_splits: int | None = None,
-                     models_dir: Path = MODELS_DIR, progress: Progress = iter, epochs: int | None = None) -> dict:
-    """Cross-validate a study variant on a dataset (at most ``epochs`` per fold, else its own),
-    keep every test prediction beside the model (``cv-<protocol>.csv``) and record the summary in its card."""
+                     models_dir: Path = MODELS_DIR, progress: Progress = iter, epochs: int | None = None,
+                     runner: Runner = run_here) -> dict:
+    """Cross-validate a study variant on a dataset (at most ``epochs`` per fold, else its own; the folds
+    run as ``runner``'s jobs), keep every test prediction beside the model (``cv-<protocol>.csv``) and
+    record the summary in its card."""
     n_splits = n_splits or FOLDS[protocol]
     manifest = load_dataset(data_dir)
     x = variant_inputs(name, manifest)
     run_dir = CACHE_DIR / "runs" / (f"{name}-{epochs}ep" if epochs else name)  # other epochs: other folds
     predictions = cross_validate(x, manifest, study_trainer(name, epochs), protocol, run_dir, n_splits, progress,
-                                 settings=(VARIANTS[name], training_code(name), *([epochs] if epochs else [])))
+                                 settings=(VARIANTS[name], training_code(name), *([epochs] if epochs else [])),
+                                 runner=runner)
     atomic_write_text(models_dir / name / f"cv-{protocol}.csv", predictions.to_csv(index=False))
     summary = summarize(predictions, protocol)
     summary["best_epochs"] = [best_epoch(run_dir / f"{protocol}-fold{fold:02d}") for fold in range(n_splits)]
@@ -246,7 +250,7 @@ def publish_cross_validation(run_dir: Path, models_dir: Path) -> None:
 
 def cross_validate_emorec(recipe: stage2.Recipe, command: str, models_dir: Path = MODELS_DIR,
                           n_splits: int | None = None, progress: Progress = iter,
-                          scan_progress: Progress = iter) -> dict:
+                          scan_progress: Progress = iter, runner: Runner = run_here) -> dict:
     """Subject-grouped cross-validation of stage 2, then the mixing scan on the folds' networks.
     Each fold is scored at the share the other folds chose (nested, so the number is honest);
     the share for the shipped model is chosen on all folds; a temperature fitted on the
@@ -259,7 +263,7 @@ def cross_validate_emorec(recipe: stage2.Recipe, command: str, models_dir: Path 
     run_dir = stage2.finetune_runs(models_dir, extra, recipe)
     stage2.forget_folds_without_weights(run_dir)
     predictions = cross_validate(x, manifest, stage2.emorec_trainer(pretrained, extra, recipe), "subject-kfold",
-                                 run_dir, n_splits, progress, recipe.settings())
+                                 run_dir, n_splits, progress, recipe.settings(), runner)
     fold_runs = [(run_dir / f"subject-kfold-fold{fold:02d}", test)
                  for fold, (_, test) in enumerate(folds(manifest, "subject-kfold", n_splits))]
     scan = stage2.mixing_scan(pretrained, fold_runs, x, label_indices(manifest["label"]), extra, scan_progress)

@@ -14,6 +14,29 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("EMOREC_SHARED_DATA", ROOT.parent / "shared" / "data"))
+# A search space of two parameters, a few configurations: scans that take seconds.
+TINY_SPACE = """
+[params]
+activation_1 = ["relu", "tanh"]
+activation_2 = ["relu"]
+activation_3 = ["elu"]
+activation_4 = ["relu"]
+activation_5 = ["relu"]
+neurons_layer_2 = [8]
+neurons_layer_3 = [8, 16]
+neurons_layer_4 = [8]
+dropout = [0.1]
+kernel_initializer = ["uniform"]
+optimizer = ["Adam", "SGD"]
+lr = [0.001]
+batch_size = [8]
+epochs = [2]
+last_activation = ["softmax"]
+
+[scan]
+early_stopping_patience = 1
+validation_subjects = 0.34
+"""
 # A Talos 2.x results table (three configurations), as a scan writes it.
 TALOS2 = ("start,end,duration,execution_time,round_epochs,loss,accuracy,val_loss,val_accuracy,lr,dropout,optimizer,"
           "neurons_layer_2,activation_1,_trial_id,_param_hash\n"

@@ -9,29 +9,8 @@ import pytest
 
 from emorec import tune_results, tune_scan
 from emorec.config import SEED
+from tests.conftest import TINY_SPACE
 
-TINY_SPACE = """
-[params]
-activation_1 = ["relu", "tanh"]
-activation_2 = ["relu"]
-activation_3 = ["elu"]
-activation_4 = ["relu"]
-activation_5 = ["relu"]
-neurons_layer_2 = [8]
-neurons_layer_3 = [8, 16]
-neurons_layer_4 = [8]
-dropout = [0.1]
-kernel_initializer = ["uniform"]
-optimizer = ["Adam", "SGD"]
-lr = [0.001]
-batch_size = [8]
-epochs = [2]
-last_activation = ["softmax"]
-
-[scan]
-early_stopping_patience = 1
-validation_subjects = 0.34
-"""
 
 
 def test_scan_shards_resume_and_merge(tmp_path, class_folder_dataset):

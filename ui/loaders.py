@@ -94,8 +94,13 @@ def shipped_scans() -> dict[str, Path]:
 
 
 @st.cache_data(show_spinner="Reading the scan…")
-def load_scan(path: str) -> tune_results.TalosResults:
+def _load_scan(path: str, modified: float | None) -> tune_results.TalosResults:
     return tune_results.read_results(path)
+
+
+def load_scan(path: str) -> tune_results.TalosResults:
+    """A shipped scan, read again when its file changes (a scan running in shards rewrites it)."""
+    return _load_scan(path, modified(Path(path)))
 
 
 def model_cards() -> dict[str, ModelCard]:
