@@ -68,14 +68,11 @@ cross-dataset: install
 	for v in $(STUDY_VARIANTS) emorec; do $(PY) -m emorec evaluate --variant $$v --protocol cross-dataset --data $(DATA) || exit 1; done
 	$(PY) -m emorec models --cross-dataset --markdown
 
-# emorec's shipped Talos scan: 200 configurations of the study's space on MTCNN crops, in 8 shards
-# (~12-20 min each on 2 cores; a finished shard is not run again on the same machine), merged.
+# emorec's shipped Talos scan: 200 configurations of the study's space on MTCNN crops, in 8 shards run as
+# Ray tasks (~12-20 min each on one core; a finished shard is kept and never run again), merged as they finish.
 SCAN := emorec-mtcnn-scan
 scan: install
-	for i in 0 1 2 3 4 5 6 7; do \
-	  $(PY) -m emorec tune --space emorec/spaces/study-fast.toml --variant mtcnn --data $(CKPLUS) --rounds 200 --shard $$i/8 || exit 1; \
-	done
-	$(PY) -m emorec tune-merge models/tuning/shards/$(SCAN)-*of8.csv --out models/tuning/$(SCAN).csv
+	$(PY) -m emorec tune --space emorec/spaces/study-fast.toml --variant mtcnn --data $(CKPLUS) --rounds 200 --shards 8
 	$(PY) -m emorec tune-report models/tuning/$(SCAN).csv
 
 # README screenshots of every page, from the running app (needs chromium).

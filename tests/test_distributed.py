@@ -123,3 +123,18 @@ def test_ray_start_up_cost_is_measured(cluster):
     """Not a speed claim: the seconds a local two-node cluster takes to start (docs/engineering.md)."""
     assert 0 < cluster.startup_seconds < 120
     print(f"\nRay: a local two-node cluster started in {cluster.startup_seconds:.1f} s")
+
+
+def test_jobs_run_in_turn_without_ray_and_the_cli_refuses_mixed_options(capsys, tmp_path):
+    from emorec.cli import main
+    from emorec.distributed import run_here, runner
+
+    assert list(run_here([(pow, (2, 3)), (pow, (3, 2))])) == [(0, 8), (1, 9)]
+    assert runner("local") is run_here and isinstance(runner("ray", "ray://head:10001"), RayRunner)
+    with pytest.raises(SystemExit) as exit_:
+        main(["tune", "--data", str(tmp_path), "--shard", "0/2", "--shards", "2"])
+    assert exit_.value.code == 2 and "give one of them" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", "--variant", "emorec", "--data", str(tmp_path), "--protocol", "cross-dataset",
+              "--address", "ray://head:10001"])
+    assert exit_.value.code == 2 and "--address apply to cross-validation" in capsys.readouterr().err
