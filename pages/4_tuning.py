@@ -63,7 +63,11 @@ if results is None:
         st.info("Choose a scan, or upload a Talos results CSV (any Talos version).")
     st.stop()
 
-metric = st.selectbox("Metric", results.metrics, key=f"{results.name}:metric")  # each scan its own metrics
+# Each scan keeps its own metric, also while another scan is shown (Streamlit forgets a widget not drawn).
+remembered = st.session_state.setdefault("metric-by-scan", {})
+metric = st.selectbox("Metric", results.metrics, key=f"{results.name}:metric",
+                      index=results.metrics.index(remembered.get(results.name, results.metrics[0])))
+remembered[results.name] = metric
 incomplete = int(results.incomplete.sum())
 if incomplete:
     st.warning(f"{incomplete} row(s) of {results.name} lack values every other row has (a file cut off while it was "

@@ -126,8 +126,12 @@ def test_tuning_page_opens_the_shipped_scan_and_filters(monkeypatch, tmp_path):
     assert app.selectbox(key="scan").value == "emorec-mtcnn-scan"  # emorec's own scan opens first
     assert app.selectbox(key="emorec-mtcnn-scan.csv:metric").value == "val_balanced_accuracy"
     assert int(app.metric[0].value.replace(",", "")) >= 200
+    app.selectbox(key="emorec-mtcnn-scan.csv:metric").set_value("val_loss").run()
     app.selectbox(key="scan").set_value("study-2019-full-frames").run()
     assert app.metric[0].value == "2,000"
+    app.selectbox(key="scan").set_value("emorec-mtcnn-scan").run()  # back: its metric was kept
+    assert app.selectbox(key="emorec-mtcnn-scan.csv:metric").value == "val_loss" and not app.exception
+    app.selectbox(key="scan").set_value("study-2019-full-frames").run()
     assert any("0.2048" in w.value for w in app.warning)  # the study's stuck runs are called out
     assert any(c.value.startswith("2,000 of 2,000") for c in app.caption)  # no filter left over from the other scan
     assert any(c.value.startswith("About 30 epochs")
