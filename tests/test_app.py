@@ -298,3 +298,25 @@ def test_compare_page_scores_an_uploaded_zip_and_rejects_a_bad_one(monkeypatch, 
     summary = next(d.value for d in app.dataframe if "photos" in d.value.columns)
     assert (summary["faces_found"] == 2).all()  # each whole image is the face
 
+
+
+def test_tuning_page_shows_a_running_scans_table_as_it_grows(monkeypatch, tmp_path):
+    """A scan in shards rewrites its merged table as each shard finishes: the page reads it again."""
+    import os
+    import shutil
+
+    import emorec.config
+    from tests.conftest import TALOS2
+
+    models = tmp_path / "models"
+    shutil.copytree(ROOT / "models" / "tuning", models / "tuning")
+    table = models / "tuning" / f"{emorec.config.SHIPPED_SCAN}.csv"
+    table.write_text("".join(TALOS2.splitlines(keepends=True)[:3]))  # the first shard: two configurations
+    monkeypatch.setattr(emorec.config, "MODELS_DIR", models)
+    app = open_app(monkeypatch, tmp_path)
+    app.switch_page("pages/4_tuning.py").run()
+    assert app.metric[0].value == "2"
+    table.write_text(TALOS2)  # the next shard finished
+    os.utime(table, (table.stat().st_atime, table.stat().st_mtime + 5))
+    app.run()
+    assert app.metric[0].value == "3" and not app.exception
