@@ -1,9 +1,11 @@
-"""Shared fixtures: where the real datasets are, and tiny synthetic datasets in every layout."""
+"""Shared fixtures: where the real datasets are, tiny synthetic datasets in every layout, tiny models
+and the ways a model folder gets damaged."""
 
 from __future__ import annotations
 
 import emorec  # noqa: F401  (first, before anything loads TensorFlow: see emorec/__init__.py)
 
+import json
 import os
 import zlib
 from pathlib import Path
@@ -11,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from emorec import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("EMOREC_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -84,7 +88,6 @@ def save_tiny_model(models_dir: Path, name: str = "tiny", convolutional: bool = 
     for what needs convolutions (the "why" heat map)."""
     import keras
 
-    from emorec import registry
     from emorec.config import LABELS
     from emorec.models import emorec_cnn
 
@@ -97,6 +100,38 @@ def save_tiny_model(models_dir: Path, name: str = "tiny", convolutional: bool = 
     registry.update_card(name, {"classes": list(LABELS), "input_shape": [48, 48, 1], "face_crop": True,
                                 "description": "test model", **card}, models_dir)
     return folder
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def set_card(folder: Path, **changes) -> None:
+    card = json.loads((folder / registry.CARD_FILE).read_text())
+    (folder / registry.CARD_FILE).write_text(json.dumps({**card, **changes}))
+
+
+# Every way a model folder (as save_tiny_model leaves it) gets damaged, and what the reason the model is
+# unavailable must say: test_predict and test_bad_input (the app, the CLI) each pick the cases they try.
+DAMAGE = {
+    # name: (how the copy is damaged, what the reason must say)
+    "truncated": (lambda f: truncate(f / registry.MODEL_FILE), "is damaged or incomplete"),
+    "empty-model": (lambda f: (f / registry.MODEL_FILE).write_bytes(b""), "is damaged or incomplete"),
+    "model-garbage": (lambda f: (f / registry.MODEL_FILE).write_bytes(b"garbage"), "is damaged or incomplete"),
+    "model-is-a-folder": (lambda f: ((f / registry.MODEL_FILE).unlink(), (f / registry.MODEL_FILE).mkdir()),
+                          "is damaged or incomplete"),
+    "card-not-json": (lambda f: (f / registry.CARD_FILE).write_text("{not json"), "unreadable"),
+    "card-not-an-object": (lambda f: (f / registry.CARD_FILE).write_text("[1, 2]"), "not a JSON object"),
+    "card-not-utf8": (lambda f: (f / registry.CARD_FILE).write_bytes(b"\xff\xfe{\x00"), "unreadable"),
+    "card-truncated": (lambda f: truncate(f / registry.CARD_FILE), "unreadable"),
+    "card-incomplete": (lambda f: (f / registry.CARD_FILE).write_text('{"name": "tiny"}'),
+                        "lacks classes, input_shape"),
+    "card-only": (lambda f: (f / registry.MODEL_FILE).unlink(), "no model file"),
+    "model-only": (lambda f: (f / registry.CARD_FILE).unlink(), "has no card"),
+    "wrong-input-shape": (lambda f: set_card(f, input_shape=[32, 25, 3]), "does not match its card"),
+    "wrong-classes": (lambda f: (f / registry.CARD_FILE).write_text(
+        '{"classes": ["a", "b"], "input_shape": [48, 48, 1]}'), "does not match"),
+}
 
 
 @pytest.fixture

@@ -32,7 +32,8 @@ from emorec import tune_results as tune
 from emorec.cli import main as cli_main
 from emorec.config import LABELS
 from emorec.images import ImageError, load_image
-from tests.conftest import ROOT, TALOS2, save_tiny_model, write_image
+from tests.conftest import DAMAGE as ALL_DAMAGE
+from tests.conftest import ROOT, TALOS2, save_tiny_model, truncate, write_image
 
 TIMEOUT = 120
 
@@ -100,28 +101,10 @@ def tiny_model(tmp_path_factory) -> Path:
     return save_tiny_model(tmp_path_factory.mktemp("template"), description="bad-input test model")
 
 
-def truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
-def set_card(folder: Path, **changes) -> None:
-    card = json.loads((folder / registry.CARD_FILE).read_text())
-    (folder / registry.CARD_FILE).write_text(json.dumps({**card, **changes}))
-
-
-DAMAGE = {
-    # name: (how the copy is damaged, what the reason must say)
-    "truncated": (lambda f: truncate(f / registry.MODEL_FILE), "is damaged or incomplete"),
-    "empty-model": (lambda f: (f / registry.MODEL_FILE).write_bytes(b""), "is damaged or incomplete"),
-    "model-is-a-folder": (lambda f: ((f / registry.MODEL_FILE).unlink(), (f / registry.MODEL_FILE).mkdir()),
-                          "is damaged or incomplete"),
-    "card-not-an-object": (lambda f: (f / registry.CARD_FILE).write_text("[1, 2]"), "not a JSON object"),
-    "card-not-utf8": (lambda f: (f / registry.CARD_FILE).write_bytes(b"\xff\xfe{\x00"), "unreadable"),
-    "card-truncated": (lambda f: truncate(f / registry.CARD_FILE), "unreadable"),
-    "card-only": (lambda f: (f / registry.MODEL_FILE).unlink(), "no model file"),
-    "model-only": (lambda f: (f / registry.CARD_FILE).unlink(), "has no card"),
-    "wrong-input-shape": (lambda f: set_card(f, input_shape=[32, 25, 3]), "does not match its card"),
-}
+# The damages of the shared table (tests/conftest.py) that the app and the CLI are tried on here.
+DAMAGE = {name: ALL_DAMAGE[name] for name in (
+    "truncated", "empty-model", "model-is-a-folder", "card-not-an-object", "card-not-utf8", "card-truncated",
+    "card-only", "model-only", "wrong-input-shape")}
 
 
 def damaged_models(root: Path, tiny_model: Path, keep_good: bool = True) -> Path:

@@ -11,6 +11,7 @@ import pytest
 
 from emorec import cards, cross_dataset, data, metrics, registry
 from emorec.config import NO_FACE
+from emorec.predict import EmotionRecognizer
 from emorec.workflows import evaluate_cross_dataset
 from emorec.cli import main as cli_main
 from tests.conftest import save_tiny_model, shared_data
@@ -154,3 +155,20 @@ def test_emorec_card_checks_its_targets_against_its_own_numbers():
     assert "| FER+ PublicTest, majority vote | — | >= 84.0 % | not measured |" in text
     assert "\n\n- what was tried" in text
     assert "## Targets" not in cards.card_markdown({**card, "variant": "baseline"})
+
+
+@pytest.mark.data
+def test_emorec_scores_its_cards_number_on_unseen_fer2013_faces():
+    """The PublicTest faces it never trained on, as the card counts them (argmax over FER2013's seven
+    classes): the card's number, to the last digit; far above always answering "happiness"."""
+    from emorec import cross_dataset
+
+    root = shared_data()
+    shared_data("fer2013", "validation")
+    card = registry.read_card("emorec")
+    publictest = [s for s in cross_dataset.SETS if s.name == "fer2013-whole"]
+    result = cross_dataset.benchmark(EmotionRecognizer.load("emorec"), root, sets=publictest,
+                                     trained_on=registry.training_images("emorec"))["sets"]["fer2013-whole"]
+    assert result["images"] + result["left_out_trained_on"] == 3589
+    assert result["accuracy"] == card.cross_dataset["fer2013-whole"]["accuracy"]
+    assert result["accuracy"] > 2 * result["floor"]["accuracy"]

@@ -1,11 +1,17 @@
-"""Scoring of labelled photos (the Classify page's batch tab and the Compare page's own photos)."""
+"""Evaluation metrics (``emorec.metrics``): cross-validation scores, subject intervals, labelled photos."""
 
 from __future__ import annotations
 
-import pandas as pd
+import json
 
+import numpy as np
+import pandas as pd
+import pytest
+
+from emorec import cards, metrics
+from emorec.cards import ModelCard
+from emorec.config import LABELS
 from emorec.metrics import score_labelled
-from tests.conftest import calibrated_probabilities
 
 
 def rows(*items):
@@ -34,41 +40,6 @@ def test_a_model_that_finds_no_face_scores_zero_not_an_error():
 def test_without_labels_the_summary_is_empty_with_its_columns():
     summary, matrices = score_labelled(pd.DataFrame({"photo": ["a.jpg"], "predicted": ["anger"]}))
     assert summary.empty and "accuracy" in summary.columns and matrices == {}
-
-
-def test_cross_fitted_calibration_error_does_not_flatter():
-    import numpy as np
-
-    from emorec.calibration import apply_temperature, cross_fitted, expected_calibration_error, fit_temperature
-
-    calibrated, labels = calibrated_probabilities(4000, seed=0)
-    folds = np.repeat([0, 1], 2000)
-    probabilities = calibrated.copy()
-    probabilities[folds == 0] = apply_temperature(calibrated[folds == 0], 1 / 3)  # fold 0 three times too sharp
-    in_sample = expected_calibration_error(apply_temperature(probabilities, fit_temperature(probabilities, labels)),
-                                           labels)
-    # each fold gets the other's temperature: fold 0 stays too sharp, fold 1 turns too soft
-    assert expected_calibration_error(cross_fitted(probabilities, labels, folds), labels) > in_sample
-    # alike folds: still calibrated
-    assert expected_calibration_error(cross_fitted(calibrated, labels, folds), labels) < 0.03
-
-
-def test_temperature_groups_weigh_alike_however_many_rows():
-    import numpy as np
-
-    from emorec.calibration import apply_temperature, fit_temperature
-
-    def faces(n, temperature, seed):  # calibrated faces, then made too sharp (T < 1) or too soft (T > 1)
-        calibrated, labels = calibrated_probabilities(n, seed)
-        return apply_temperature(calibrated, temperature), labels
-
-    # too soft (wants T = 0.5), too sharp (T = 2)
-    (posed, posed_y), (wild, wild_y) = faces(500, 2.0, seed=1), faces(5000, 0.5, seed=2)
-    both, both_y = np.concatenate([posed, wild]), np.concatenate([posed_y, wild_y])
-    pooled = fit_temperature(both, both_y)
-    balanced = fit_temperature(both, both_y, np.repeat(["posed", "wild"], [500, 5000]))
-    assert fit_temperature(posed, posed_y) < 0.6 and pooled > 1.8  # pooled: the ten times bigger group decides
-    assert 0.6 < balanced < pooled - 0.3  # each group weighing half pulls it well towards the small one
 
 
 def test_subject_interval_holds_the_pooled_accuracy_and_counts_people_not_frames():
@@ -109,33 +80,43 @@ def test_scores_report_the_interval_of_their_pooled_accuracy():
     assert low < accuracy["pooled"] == 0.75 < high
 
 
-def _train_a(x):
-    """Trains."""
-    return x + 1  # a comment
+def fake_predictions(n_folds=3, correct_every=2) -> pd.DataFrame:
+    rows = []
+    for fold in range(n_folds):
+        for i, label in enumerate(LABELS * 2):
+            probabilities = np.full(len(LABELS), 0.02)
+            guess = LABELS.index(label) if i % correct_every == 0 else (LABELS.index(label) + 1) % len(LABELS)
+            probabilities[guess] = 1 - 0.02 * (len(LABELS) - 1)
+            rows.append({"fold": fold, "path": f"{fold}-{i}", "label": label, **dict(zip(LABELS, probabilities))})
+    return pd.DataFrame(rows)
 
 
-def _train_b(x):
-    """Trains, reworded: the same code."""
-
-    return x + 1
-
-
-def _train_c(x):
-    """Trains."""
-    return x + 2
-
-
-def test_code_fingerprint_follows_code_not_docstrings():
-    from emorec.files import code_fingerprint
-
-    assert code_fingerprint(_train_a) == code_fingerprint(_train_b)
-    assert code_fingerprint(_train_a) != code_fingerprint(_train_c)
-    assert code_fingerprint(_train_a, _train_c) != code_fingerprint(_train_c, _train_a)
+def test_scores_from_predictions():
+    summary = metrics.summarize(fake_predictions(), "subject-kfold")
+    assert summary["classes_8"]["accuracy"]["mean"] == pytest.approx(0.5)
+    assert summary["classes_8"]["images"] == 48 and summary["classes_8"]["folds"] == 3
+    assert summary["emotions_7"]["classes"] == list(LABELS[1:])
+    matrix = np.array(summary["classes_8"]["confusion_matrix"])
+    assert matrix.shape == (8, 8) and matrix.sum() == 48 and np.trace(matrix) == 24
+    assert 0 <= summary["ece"] <= 1
+    json.dumps(summary)
 
 
-def test_every_recipe_has_a_training_code_fingerprint():
-    from emorec import finetune, study
+def test_seven_emotion_protocol_ignores_the_neutral_score():
+    predictions = fake_predictions(n_folds=1, correct_every=1)
+    predictions.loc[predictions["label"] == "anger", "neutral"] = 5.0  # neutral would win over 8 classes
+    assert metrics.scores(predictions, LABELS)["accuracy"]["mean"] < 1
+    assert metrics.scores(predictions, LABELS[1:])["accuracy"]["mean"] == 1
 
-    prints = ({study.training_code(name) for name in ("baseline", "tuned_full", "tuned_mtcnn")}
-              | {finetune.training_code()})
-    assert len(prints) == 3  # the two tuned variants share their network and recipe
+
+def test_emotion_frames_scored_as_served_count_neutral_answers_wrong():
+    # Fold 0: an angry face the model calls neutral (right only if neutral is ignored); fold 1: right.
+    predictions = pd.DataFrame({"fold": [0, 0, 1], "path": ["S1_001_1.png", "S1_002_1.png", "S2_001_1.png"],
+                                "label": ["anger", "neutral", "happiness"], **{c: [0.0] * 3 for c in LABELS}})
+    predictions.loc[0, ["neutral", "anger"]] = [0.6, 0.4]
+    predictions.loc[1, "neutral"] = 1.0
+    predictions.loc[2, "happiness"] = 1.0
+    assert metrics.scores(predictions, LABELS[1:])["accuracy"]["pooled"] == 1.0
+    served = metrics.served_emotion_accuracy(predictions)
+    assert served == {"mean": 0.5, "std": 0.5, "pooled": 0.5, "images": 2}
+    assert cards.headline(ModelCard("new"), predictions)["CK+ emotion frames, 8-way"] == 0.5
