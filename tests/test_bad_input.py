@@ -2,7 +2,7 @@
 folders, Talos CSVs and search spaces, model files, the CLI, the caches) answers bad input with a
 clear message, never a traceback on a page, and never leaves a half-written file.
 
-These cases add to the ones in test_images, test_data, test_tune_results, test_models, test_app and
+These cases add to the ones in test_images, test_data, test_tune_results, test_predict, test_cli, test_app and
 test_classify_page. Fixtures are tiny and synthetic (tmp_path); the only photo with a face is
 scikit-image's public-domain astronaut.
 """
@@ -724,7 +724,7 @@ def test_cli_bench_on_photos_without_faces(capsys, monkeypatch, tmp_path):
 # ---------------------------------------------------------------------------------------------
 # The CLI on a damaged copy of the shipped models. EMOREC_MODELS is read once, at import, into the
 # ``models_dir`` defaults of the registry and of EmotionRecognizer.load; these cases point those
-# defaults at the copy (test_models.run_cli checks the variable itself in a fresh process: a second
+# defaults at the copy (test_cli.run_cli checks the variable itself in a fresh process: a second
 # TensorFlow start here would double this file's time).
 
 
