@@ -722,10 +722,10 @@ def test_cli_bench_on_photos_without_faces(capsys, monkeypatch, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# The CLI on a damaged copy of the shipped models. EMOREC_MODELS is read once, at import, into the
-# ``models_dir`` defaults of the registry and of EmotionRecognizer.load; these cases point those
-# defaults at the copy (test_cli.run_cli checks the variable itself in a fresh process: a second
-# TensorFlow start here would double this file's time).
+# The CLI on a damaged copy of the shipped models. EMOREC_MODELS is read once, at import, into
+# config.MODELS_DIR, which the CLI passes everywhere; these cases point the CLI's copy at the damaged
+# one (test_cli.run_cli checks the variable itself in a fresh process: a second TensorFlow start here
+# would double this file's time).
 
 
 @pytest.fixture
